@@ -40,7 +40,6 @@ class Params:
     batch_size: int = 64               # sequences per generate() call
     # Task
     n_test: int = 64                   # test problems used by the sampling notebooks
-    n_validation: int = 64             # validation problems (tuning only)
     # Sampling
     max_new_tokens: int = 96           # long enough for the worked solutions of mini-GSM
     top_p: float = 1.0
@@ -49,8 +48,7 @@ class Params:
     n_samples: int = 32                # samples per problem for Recall@N / pass@N
     n_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     # IR side (notebook 01)
-    retriever_k_grid: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50])
-    n_corpus_queries: int = 300        # IR queries (mini-GSM test questions)
+    retriever_k_grid: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10, 20])
     use_dense_retriever: bool = True   # all-MiniLM-L6-v2 beside BM25
     # Outputs (relative to the repository root)
     figures_dir: str = "figures"

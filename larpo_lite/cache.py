@@ -1,0 +1,91 @@
+"""A disk cache of sampled candidates, shared by every notebook and method that samples
+the same (untrained) policy on the same problems.
+
+Keyed by model name, dtype, backend, batch size, problems, k, temperature, top-p,
+max_new_tokens and seed: everything that changes the samples. Files are JSON lines
+(one row per problem) under ``runs/cache/candidates/`` that ``datasets`` can load with
+``load_dataset("json", data_files=...)``. Only cache a policy whose weights are fully
+named by ``model_name`` (the initial policy), never a policy in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluate import CandidateSet, sample_candidates
+from .paths import repo_root
+from .sampling import Generation, Sampler
+from .tasks import Problem
+
+
+def cache_root() -> Path:
+    """``runs/cache`` in the repository (git-ignored)."""
+    p = repo_root() / "runs" / "cache" / "candidates"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def candidates_key(sampler: Sampler, problems: Sequence[Problem], k: int, temperature: float,
+                   max_new_tokens: int, top_p: float, seed: int) -> str:
+    """A stable hash of everything that determines the samples."""
+    model = getattr(sampler, "model", None)
+    dtype = str(next(model.parameters()).dtype) if model is not None else ""
+    blob = json.dumps({
+        "model": sampler.model_name, "dtype": dtype, "backend": sampler.backend,
+        "batch_size": getattr(sampler, "batch_size", None),
+        "problems": [[p.id, p.question] for p in problems], "k": k,
+        "temperature": float(temperature), "top_p": float(top_p),
+        "max_new_tokens": max_new_tokens, "seed": seed,
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def save_candidates(cands: CandidateSet, path: str | Path) -> Path:
+    """One JSON line per problem: id, question, answer, prompt, texts, num_tokens, correct..."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        for p, g, c in zip(cands.problems, cands.generations, cands.correct, strict=True):
+            f.write(json.dumps({
+                "id": p.id, "question": p.question, "answer": p.answer, "prompt": g.prompt,
+                "texts": g.texts, "num_tokens": g.num_tokens, "finished": g.finished,
+                "correct": [bool(x) for x in c], "temperature": g.temperature, "top_p": g.top_p,
+                "model_name": g.model_name, "backend": g.backend, "seed": g.seed,
+            }) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_candidates(path: str | Path, problems: Sequence[Problem]) -> CandidateSet:
+    """Read a file written by ``save_candidates`` (problems must match, in order)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if [r["id"] for r in rows] != [p.id for p in problems]:
+        raise ValueError(f"{path}: cached problems do not match the requested ones")
+    gens = [Generation(prompt=r["prompt"], texts=r["texts"], num_tokens=r["num_tokens"],
+                       finished=r["finished"], temperature=r["temperature"], top_p=r["top_p"],
+                       model_name=r["model_name"], backend=r["backend"], seed=r["seed"],
+                       meta={"cached": True}) for r in rows]
+    correct = np.array([r["correct"] for r in rows], dtype=bool)
+    return CandidateSet(list(problems), gens, correct)
+
+
+def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: Any, k: int,
+                      temperature: float, max_new_tokens: int, top_p: float = 1.0,
+                      seed: int = 0, root: str | Path | None = None) -> CandidateSet:
+    """``sample_candidates`` through the disk cache (sampled once, then read back)."""
+    key = candidates_key(sampler, problems, k, temperature, max_new_tokens, top_p, seed)
+    path = Path(root or cache_root()) / f"{sampler.model_name.replace('/', '_')}-T{temperature}-k{k}-{key}.jsonl"
+    if path.is_file():
+        return load_candidates(path, problems)
+    cands = sample_candidates(sampler, problems, tokenizer, k=k, temperature=temperature,
+                              max_new_tokens=max_new_tokens, top_p=top_p, seed=seed)
+    save_candidates(cands, path)
+    return cands

@@ -1,0 +1,52 @@
+"""Metrics files of a notebook run: JSON under ``reports/`` (written atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware, recorded beside every metrics file."""
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "machine": platform.machine(),
+    }
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    """Write JSON to a temporary file, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def write_metrics(name: str, metrics: dict[str, Any], params: Any, folder: str | Path) -> Path:
+    """``<folder>/<name>.json`` holding the metrics, the params and the environment."""
+    record = {
+        "notebook": name,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "params": params.to_dict() if hasattr(params, "to_dict") else params,
+        "environment": environment(),
+        "metrics": metrics,
+    }
+    return write_json(record, Path(folder) / f"{name}.json")
+
+
+def read_metrics(name: str, folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / f"{name}.json").read_text())
