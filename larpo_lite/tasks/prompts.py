@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-INSTRUCTION = "Solve the problem step by step. Write the final answer as a number after '####'."
+# Short answers: on 24 validation problems SmolLM2-135M-Instruct was right 0.33 of the time
+# greedily with this instruction (19 tokens on average) against 0.13 with "Solve the problem
+# step by step..." (84 tokens, most cut at 96): shorter, better and four times cheaper to sample.
+INSTRUCTION = "Answer in one short sentence, then write the final answer as a number after '####'."
 
 
 def build_messages(question: str) -> list[dict[str, str]]:

@@ -1,0 +1,69 @@
+"""Sampling throughput of the HF-generate backend, fp32 against bf16, on the same prompts.
+
+    .venv/bin/python benchmarks/sampling_throughput.py [--prompts 8] [--k 16] [--max-new-tokens 64]
+
+Writes benchmarks/results/sampling_throughput.json (tokens/s per dtype and batch size, with
+the machine's CPU flags and thread count). Runs the embedded SmolLM2-135M-Instruct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from larpo_lite.models import cpu_has_bf16, load_policy
+from larpo_lite.reports import environment, write_json
+from larpo_lite.sampling import HFSampler
+from larpo_lite.tasks import build_prompt, load_split
+
+OUT = Path(__file__).parent / "results" / "sampling_throughput.json"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-sizes", default="32,128")
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    args = ap.parse_args()
+    rows = []
+    for dtype in args.dtypes.split(","):
+        model, tok = load_policy("smollm2-135m-instruct", device="cpu", dtype=dtype)
+        prompts = [build_prompt(p.question, tok) for p in load_split("validation", args.prompts)]
+        for bs in [int(b) for b in args.batch_sizes.split(",")]:
+            sampler = HFSampler(model, tok, batch_size=bs)
+            sampler.generate(prompts[:1], k=2, temperature=0.7, max_new_tokens=4)  # warm-up
+            t0 = time.perf_counter()
+            sampler.generate(prompts, k=args.k, temperature=0.7, max_new_tokens=args.max_new_tokens,
+                             seed=0)
+            wall = time.perf_counter() - t0
+            st = sampler.last_stats
+            row = {"dtype": dtype, "batch_size": bs, "prompts": len(prompts), "k": args.k,
+                   "max_new_tokens": args.max_new_tokens, "tokens": st.tokens,
+                   "seconds": round(wall, 2), "tokens_per_s": round(st.tokens / wall, 1)}
+            print(row, flush=True)
+            rows.append(row)
+        del model
+    write_json({"benchmark": "sampling_throughput", "cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(),
+                "torch_threads": torch.get_num_threads(), "environment": environment(),
+                "command": "python benchmarks/sampling_throughput.py", "results": rows}, OUT)
+    print("wrote", OUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Notebook sources: no outputs, one parameters cell matching the default preset; every
+notebook runs under the smoke preset."""
+
+import ast
+import json
+
+import nbformat
+import pytest
+
+from larpo_lite.config import Params, load_preset_values
+from larpo_lite.notebooks import notebook_paths, run_notebooks
+
+NOTEBOOKS = notebook_paths()
+
+
+def test_there_are_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["01", "02"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_source_has_no_outputs_and_one_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any(c.get("outputs") or c.get("execution_count") for c in code), "strip outputs"
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert "language_info" in nb["metadata"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_equals_default_preset(path):
+    """Opened in Jupyter, a notebook runs the default preset as committed."""
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {}
+    for node in ast.parse(cell.source).body:
+        assert isinstance(node, ast.Assign), "the parameters cell holds plain assignments only"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    Params.from_mapping(values)  # every name is a known parameter of the right type
+    default = load_preset_values("default")
+    for key, value in values.items():
+        assert default[key] == value, f"{path.name}: {key}={value!r} but default.yaml has {default[key]!r}"
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_under_smoke(tmp_path):
+    out = run_notebooks("smoke", out_dir=tmp_path)
+    assert [p.name for p in out] == [p.name for p in NOTEBOOKS]
+    for p in out:
+        nb = nbformat.read(p, as_version=4)
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors
+        text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                       for o in c.get("outputs", []))
+        assert "preset=smoke" in text  # the "What we saw" cell printed this run's numbers
+    reports = Params.load("smoke").out_dir("reports")
+    for p in NOTEBOOKS:
+        assert (reports / f"{p.stem}.json").is_file()
+
+
+def test_unknown_parameter_stops_before_running(tmp_path):
+    with pytest.raises(ValueError, match="n_tset"):
+        run_notebooks("smoke", out_dir=tmp_path, overrides={"n_tset": 2})
+    assert not list(tmp_path.glob("*.ipynb"))
