@@ -39,9 +39,9 @@ class Params:
     backend: str = "hf"                # sampling backend: hf (vllm comes with the scaling issue)
     batch_size: int = 64               # sequences per generate() call
     # Task
-    n_test: int = 40                   # test problems used by the sampling notebooks
+    n_test: int = 32                   # test problems used by the sampling notebooks
     # Sampling
-    max_new_tokens: int = 64           # answers average about 20 tokens
+    max_new_tokens: int = 48           # answers average about 20 tokens
     top_p: float = 1.0
     temperature: float = 0.7           # the sampling temperature where one is needed
     temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7, 1.0, 1.2])
@@ -50,6 +50,17 @@ class Params:
     # IR side (notebook 01)
     retriever_k_grid: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10, 20])
     use_dense_retriever: bool = True   # all-MiniLM-L6-v2 beside BM25
+    # Training on candidate lists (notebooks 03, 04)
+    n_train_prompts: int = 64          # training prompts from the mini-GSM train split
+    k_train: int = 4                   # candidates sampled per training prompt
+    gold_in_list: bool = False         # add the worked solution to each list as a correct response
+    objectives: list[str] = field(default_factory=lambda: ["pairwise", "contrastive", "lambdarank", "listmle"])
+    train_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    beta: float = 0.1                  # gamma = beta * (log pi - log pi_ref)
+    lr: float = 1e-4                   # AdamW peak learning rate
+    epochs: int = 2                    # passes over the lists
+    lists_per_step: int = 8            # lists per optimizer step
+    lora_r: int = 16                   # LoRA rank; 0 = full fine-tuning
     # Outputs (relative to the repository root)
     figures_dir: str = "figures"
     reports_dir: str = "reports"

@@ -191,13 +191,16 @@ def load_policy(
         lora: optional ``peft.LoraConfig`` keyword arguments; wraps the model with adapters.
 
     Returns:
-        ``(model, tokenizer)``; ``model.name_or_path`` is set to ``name``.
+        ``(model, tokenizer)``; ``model.larpo_name`` records ``name`` (samplers and checkpoints read it).
     """
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     dev = pick_device(device) if isinstance(device, str) else device
     dt = pick_dtype(dtype, dev)
     path = resolve_model_path(name)
+    if Path(path).is_dir():
+        hf_logging.disable_progress_bar()  # a bar for a 0.3 s local load is noise in notebooks
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dt)
     except (OSError, ValueError) as e:

@@ -30,3 +30,8 @@ def savefig(fig: Any, name: str, folder: str | Path) -> Path:
     fig.savefig(tmp)
     tmp.replace(path)
     return path
+
+
+def palette(n: int) -> list[Any]:
+    """``n`` colours of the project's palette."""
+    return sns.color_palette(PALETTE, n)

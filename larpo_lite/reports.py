@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def write_metrics(name: str, metrics: dict[str, Any], params: Any, folder: str |
     """``<folder>/<name>.json`` holding the metrics, the params and the environment."""
     record = {
         "notebook": name,
-        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": params.to_dict() if hasattr(params, "to_dict") else params,
         "environment": environment(),
         "metrics": metrics,
