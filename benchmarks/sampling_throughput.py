@@ -9,8 +9,11 @@ the machine's CPU flags and thread count). Runs the embedded SmolLM2-135M-Instru
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -40,8 +43,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-sizes", default="32,128")
     ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--append", action="store_true", help="keep the rows already in the file")
     args = ap.parse_args()
+    old = json.loads(OUT.read_text())["results"] if args.append and OUT.is_file() else []
     rows = []
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     for dtype in args.dtypes.split(","):
         model, tok = load_policy("smollm2-135m-instruct", device="cpu", dtype=dtype)
         prompts = [build_prompt(p.question, tok) for p in load_split("validation", args.prompts)]
@@ -55,13 +61,15 @@ def main() -> None:
             st = sampler.last_stats
             row = {"dtype": dtype, "batch_size": bs, "prompts": len(prompts), "k": args.k,
                    "max_new_tokens": args.max_new_tokens, "tokens": st.tokens,
-                   "seconds": round(wall, 2), "tokens_per_s": round(st.tokens / wall, 1)}
+                   "seconds": round(wall, 2), "tokens_per_s": round(st.tokens / wall, 1),
+                   "measured": when, "argv": sys.argv[1:]}
             print(row, flush=True)
             rows.append(row)
         del model
     write_json({"benchmark": "sampling_throughput", "cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(),
                 "torch_threads": torch.get_num_threads(), "environment": environment(),
-                "command": "python benchmarks/sampling_throughput.py", "results": rows}, OUT)
+                "command": "python benchmarks/sampling_throughput.py [--append] ...",
+                "results": old + rows}, OUT)
     print("wrote", OUT)
 
 

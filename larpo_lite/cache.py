@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import CandidateSet, sample_candidates
+from .evaluate import CandidateSet, prompts_for, sample_candidates
 from .paths import repo_root
 from .sampling import Generation, Sampler
 from .tasks import Problem
@@ -33,8 +33,10 @@ def cache_root() -> Path:
 
 
 def candidates_key(sampler: Sampler, problems: Sequence[Problem], k: int, temperature: float,
-                   max_new_tokens: int, top_p: float, seed: int) -> str:
-    """A stable hash of everything that determines the samples."""
+                   max_new_tokens: int, top_p: float, seed: int,
+                   prompts: Sequence[str] = ()) -> str:
+    """A stable hash of everything that determines the samples (the prompt strings too: a
+    changed instruction or chat template must not reuse old samples)."""
     model = getattr(sampler, "model", None)
     dtype = str(next(model.parameters()).dtype) if model is not None else ""
     blob = json.dumps({
@@ -43,6 +45,7 @@ def candidates_key(sampler: Sampler, problems: Sequence[Problem], k: int, temper
         "problems": [[p.id, p.question] for p in problems], "k": k,
         "temperature": float(temperature), "top_p": float(top_p),
         "max_new_tokens": max_new_tokens, "seed": seed,
+        "prompts": hashlib.sha256("\0".join(prompts).encode()).hexdigest() if prompts else None,
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -81,7 +84,8 @@ def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: 
                       temperature: float, max_new_tokens: int, top_p: float = 1.0,
                       seed: int = 0, root: str | Path | None = None) -> CandidateSet:
     """``sample_candidates`` through the disk cache (sampled once, then read back)."""
-    key = candidates_key(sampler, problems, k, temperature, max_new_tokens, top_p, seed)
+    prompts = prompts_for(problems, tokenizer)
+    key = candidates_key(sampler, problems, k, temperature, max_new_tokens, top_p, seed, prompts)
     path = Path(root or cache_root()) / f"{sampler.model_name.replace('/', '_')}-T{temperature}-k{k}-{key}.jsonl"
     if path.is_file():
         return load_candidates(path, problems)
