@@ -94,6 +94,16 @@ def embedded_gguf_path() -> Path:
     return path
 
 
+def _save_atomically(model: Any, tokenizer: Any, target: Path) -> None:
+    """Save into a temporary folder, then rename: a killed save leaves no half-written cache."""
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
 def embedded_model_dir() -> Path:
     """The cached safetensors copy of the embedded model, converted on first use."""
     target = cache_dir() / EMBEDDED
@@ -116,13 +126,7 @@ def embedded_model_dir() -> Path:
     if bad:
         raise ModelLoadError(f"converting {gguf.name}: unexpected state dict keys {bad[:5]}")
     model.tie_weights()
-    # Write to a temporary folder, then rename: a killed conversion leaves no half-written cache.
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    _save_atomically(model, tok, target)
     print(f"converted {gguf.name} -> {target} in {time.perf_counter() - t0:.1f}s (once)")
     return target
 
@@ -142,12 +146,7 @@ def tiny_random_dir(seed: int = 0) -> Path:
                          pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    _save_atomically(model, tok, target)
     return target
 
 

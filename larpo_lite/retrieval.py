@@ -56,7 +56,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .paths import data_dir
-from .tasks.mini_gsm import Problem, generate_problems, load_split
+from .tasks.mini_gsm import Problem, generate_problems, load_split, read_jsonl
 
 CORPUS_SEED = 4000          # the mini-GSM splits use 1000/2000/3000
 POOL_SIZE = 20000           # generated problems the near misses are drawn from
@@ -378,21 +378,11 @@ def write_corpus(folder: str | Path | None = None, seed: int = CORPUS_SEED) -> d
 def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) of a JSON-lines file; errors name the file and line."""
     out = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            if not isinstance(row, dict):
-                kind = type(row).__name__
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {kind}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
-            out.append((lineno, row))
+    for lineno, row in read_jsonl(path, with_lineno=True):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
+        out.append((lineno, row))
     return out
 
 

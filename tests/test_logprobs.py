@@ -16,22 +16,9 @@ from larpo_lite.logprobs import (
     sequence_logprobs,
     tokenize_pairs,
 )
-from larpo_lite.models import load_policy
 from larpo_lite.tasks import build_prompt
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny model: intra-op threads only add contention on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_policy("tiny-random", device="cpu", dtype="float32")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -34,13 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LORA = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny model: intra-op threads only add contention on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..paths import data_dir
 
@@ -156,10 +157,11 @@ def write_jsonl(problems: Iterable[Problem], path: str | Path) -> Path:
     return path
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows of a JSON-lines file; a malformed line raises ValueError naming file and line."""
+def read_jsonl(path: str | Path, with_lineno: bool = False) -> list[Any]:
+    """Rows of a JSON-lines file (``(line number, row)`` pairs if ``with_lineno``); a
+    malformed line raises ValueError naming file and line."""
     path = Path(path)
-    rows = []
+    rows: list[Any] = []
     with open(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -170,14 +172,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
                 raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+            rows.append((lineno, row) if with_lineno else row)
     return rows
 
 
 def read_problems(path: str | Path) -> list[Problem]:
     """Problems from a JSON-lines file; missing fields raise ValueError naming file and line."""
     out = []
-    for lineno, row in enumerate(read_jsonl(path), start=1):
+    for lineno, row in read_jsonl(path, with_lineno=True):
         missing = [k for k in ("id", "question", "answer") if k not in row]
         if missing:
             raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
