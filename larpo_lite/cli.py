@@ -40,6 +40,36 @@ def _cmd_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_loop(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .config import Params
+    from .loop import LoopConfig, iterative_dpo_config, offline_config, run_loop
+    from .paths import repo_root
+
+    params = Params.load(args.preset)
+    over = {k: v for k, v in {
+        "objective": args.objective, "negative_tier": args.tier, "memory": args.memory,
+        "reference": args.reference, "iterations": args.iterations, "k": args.k,
+        "prompts_per_iter": args.prompts_per_iter, "strategy": args.strategy,
+        "temperatures": [float(t) for t in args.temperatures.split(",")] if args.temperatures else None,
+        "seed": args.seed,
+    }.items() if v is not None}
+    cfg = LoopConfig.from_params(params, **over)
+    if args.baseline == "offline":
+        cfg = offline_config(cfg)
+    elif args.baseline == "iterative-dpo":
+        cfg = iterative_dpo_config(cfg)
+    name = args.baseline or "-".join(x for x in (cfg.objective, cfg.negative_tier, cfg.memory) if x)
+    out = Path(args.out) if args.out else repo_root() / "runs" / params.preset / "loop" / name
+    rows = run_loop(cfg, out, resume=not args.no_resume)
+    for r in rows:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}))
+    print(f"[larpo-lite] results in {out / 'results.jsonl'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="larpo-lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--preset", default="default")
     rc.add_argument("--temperature", type=float, default=None)
     rc.set_defaults(func=_cmd_recall)
+
+    lp = sub.add_parser("loop", help="run (or resume) the LARPO loop; results.jsonl per run")
+    lp.add_argument("--preset", default="default", help="params/<preset>.yaml (default: default)")
+    lp.add_argument("--objective", default=None, help="pairwise, contrastive, lambdarank, listmle")
+    lp.add_argument("--baseline", default=None, choices=["offline", "iterative-dpo"],
+                    help="run a baseline on the same budget instead")
+    lp.add_argument("--tier", default=None, help="hard-negative tier (pairwise objective)")
+    lp.add_argument("--strategy", default=None, help="list selection strategy")
+    lp.add_argument("--memory", default=None, help="current, previous or all")
+    lp.add_argument("--reference", default=None, help="initial or behaviour")
+    lp.add_argument("--iterations", type=int, default=None)
+    lp.add_argument("--prompts-per-iter", type=int, default=None)
+    lp.add_argument("--k", type=int, default=None, help="responses per prompt")
+    lp.add_argument("--temperatures", default=None, help="comma-separated, e.g. 1.0,0.5")
+    lp.add_argument("--seed", type=int, default=None)
+    lp.add_argument("--out", default=None, help="run folder (default runs/<preset>/loop/<name>)")
+    lp.add_argument("--no-resume", action="store_true", help="start over in the run folder")
+    lp.set_defaults(func=_cmd_loop)
     return parser
 
 

@@ -61,6 +61,20 @@ class Params:
     epochs: int = 2                    # passes over the lists
     lists_per_step: int = 8            # lists per optimizer step
     lora_r: int = 16                   # LoRA rank; 0 = full fine-tuning
+    # Evaluation of trained policies (notebooks 03-07)
+    n_val: int = 32                    # validation problems (tuning and per-iteration greedy)
+    eval_samples: int = 4              # samples per test problem for pass@N of trained policies
+    # The LARPO loop (notebooks 05-07)
+    iterations: int = 2                # T: sample -> rank -> train rounds
+    prompts_per_iter: int = 32         # M: new training prompts per iteration
+    loop_temperatures: list[float] = field(default_factory=lambda: [0.7])  # one, or a mix
+    memory: str = "current"            # candidate lists kept: current, previous, all
+    reference: str = "initial"         # reference policy: initial or behaviour
+    tiers: list[str] = field(default_factory=lambda: [
+        "unrelated", "other_prompt", "incorrect_high_t", "incorrect_low_t"])
+    negative_temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7, 1.0])
+    list_sizes: list[int] = field(default_factory=lambda: [2, 4, 6, 8])
+    mix_temperatures: list[float] = field(default_factory=lambda: [1.0, 0.5])
     # Outputs (relative to the repository root)
     figures_dir: str = "figures"
     reports_dir: str = "reports"

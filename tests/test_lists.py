@@ -48,3 +48,55 @@ def test_prompts_without_a_better_and_worse_response_are_skipped_and_counted():
 def test_unknown_strategy_lists_valid_ones():
     with pytest.raises(ValueError, match="valid: " + ", ".join(STRATEGIES)):
         select(ranked([1.0, 0.0]), "best_of_both")
+
+
+# ---------------------------------------------------------------- hard negatives, memory, mixes
+from larpo_lite.lists import TIERS, TierItem, hard_negative_pairs, merge_memory, split_k  # noqa: E402
+from larpo_lite.trainer import RankedList  # noqa: E402
+
+
+def _items():
+    return [
+        TierItem("p0", correct=["c0"], incorrect_high=["h0"], incorrect_low=["l0"], responses=["c0", "h0", "l0"]),
+        TierItem("p1", correct=[], incorrect_high=["h1"], incorrect_low=["l1"], responses=["h1", "l1"]),
+        TierItem("p2", correct=["c2a", "c2b"], incorrect_high=[], incorrect_low=["l2"], responses=["c2a", "c2b", "l2"]),
+    ]
+
+
+def test_each_tier_picks_its_own_negative_and_counts_skips():
+    items = _items()
+    got = {t: hard_negative_pairs(items, t, unrelated=["poem"], seed=0) for t in TIERS}
+    # p1 has no correct response: skipped everywhere; p2 has no T=1.0 error: skipped by tier 3
+    assert got["unrelated"][1] == 1 and [x.responses[1] for x in got["unrelated"][0]] == ["poem", "poem"]
+    assert [x.responses[1] for x in got["incorrect_high_t"][0]] == ["h0"] and got["incorrect_high_t"][1] == 2
+    assert [x.responses[1] for x in got["incorrect_low_t"][0]] == ["l0", "l2"]
+    other = got["other_prompt"][0]
+    assert other[0].responses[1] in items[1].responses and other[1].responses[1] in items[0].responses
+    # the positive of a prompt is the same in every tier that keeps it
+    pos = {t: {x.prompt: x.responses[0] for x in got[t][0]} for t in TIERS}
+    assert len({p["p2"] for t, p in pos.items() if "p2" in p}) == 1
+    assert all(x.rewards == [1.0, 0.0] for t in TIERS for x in got[t][0])
+
+
+def test_bad_tier_and_missing_unrelated_responses():
+    with pytest.raises(ValueError, match="incorrect_low_t"):
+        hard_negative_pairs(_items(), "hardest")
+    with pytest.raises(ValueError, match="unrelated"):
+        hard_negative_pairs(_items(), "unrelated")
+
+
+def test_memory_modes():
+    h = [[RankedList("a", ["1", "2"])], [RankedList("b", ["1", "2"])], [RankedList("c", ["1", "2"])]]
+    assert [x.prompt for x in merge_memory(h, "current")] == ["c"]
+    assert [x.prompt for x in merge_memory(h, "previous")] == ["b", "c"]
+    assert [x.prompt for x in merge_memory(h, "all")] == ["a", "b", "c"]
+    assert merge_memory([], "all") == []
+    with pytest.raises(ValueError, match="previous"):
+        merge_memory(h, "some")
+
+
+def test_split_k():
+    assert split_k(4, [0.7]) == [4]
+    assert split_k(5, [1.0, 0.5]) == [3, 2]
+    with pytest.raises(ValueError):
+        split_k(1, [1.0, 0.5])

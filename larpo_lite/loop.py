@@ -1,0 +1,474 @@
+"""The LARPO loop (Algorithm 1 of the paper): sample -> rank -> merge -> train -> evaluate.
+
+Introduced in notebooks/07_larpo_loop; notebooks/05_hard_negatives and
+notebooks/06_candidate_lists run variants of it.
+
+Each iteration ``s = 1..T``:
+
+1. the behaviour policy (the current one) samples ``k`` responses for ``M`` new training
+   prompts (prompts ``(s-1)M .. sM-1`` of the mini-GSM train split), at one temperature or
+   a mix (``k`` split across them);
+2. the reranker (the task's verifier) ranks each prompt's responses;
+3. the lists of the objective's selection strategy (or the pairs of a hard-negative tier)
+   are merged with earlier iterations' lists (memorization: current / previous / all);
+4. reference log-probs are computed once (reference = the initial policy, or the behaviour
+   policy; recorded in the results), then the policy is trained on the merged lists;
+5. the trained policy is evaluated: greedy accuracy on validation and test, pass@N on test;
+6. a checkpoint is written (LoRA: the adapters of this iteration, merged into the policy
+   afterwards; full fine-tuning: the whole model).
+
+Files of a run (``out_dir``): ``config.json``; ``results.jsonl`` (one row per iteration, row 0
+the initial policy); ``candidates_iter{s}_T{t}.jsonl`` (``datasets.load_dataset("json", ...)``
+reads them); ``lists_iter{s}.jsonl``; ``ckpt_iter{s}/``. A run killed at any point resumes
+from its last finished iteration and ends with the same numbers as an uninterrupted one.
+The initial policy's samples go through :mod:`larpo_lite.cache`, shared by every method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import cache as cand_cache
+from . import lists as L
+from .evaluate import CandidateSet, greedy_eval, sample_candidates
+from .logprobs import ReferenceCache
+from .progress import progress
+from .rewards import get_reranker
+from .tasks import Problem, load_split
+from .trainer import RANKING_OBJECTIVES, RankedList, TrainConfig, train_ranking
+
+REFERENCES = ("initial", "behaviour")
+DEFAULT_STRATEGY = {"pairwise": "best_worst", "contrastive": "top1_bottom3",
+                    "lambdarank": "top2_bottom2", "listmle": "top2_bottom2"}
+HIGH_T = 1.0  # the temperature of hard-negative tier (3)
+
+
+@dataclass
+class LoopConfig:
+    """Everything that determines a loop run (saved to ``config.json``; a resumed run must match).
+
+    Attributes:
+        iterations: T, the number of sample -> train rounds.
+        prompts_per_iter: M, new training prompts per iteration.
+        k: responses sampled per prompt (split across ``temperatures`` for a mix).
+        temperatures: the sampling temperature, or a mix such as [1.0, 0.5].
+        objective: pairwise, contrastive, lambdarank or listmle.
+        strategy: list selection (see :mod:`larpo_lite.lists`); None: the objective's default
+            (pairwise best_worst, contrastive top1_bottom3, LambdaRank/ListMLE top2_bottom2).
+        negative_tier: None, or a hard-negative tier of ``lists.TIERS``: then the loop samples
+            ``k`` responses at ``temperatures[0]`` and ``k`` at 1.0 and trains pairwise on
+            (correct, tier negative) pairs.
+        memory: current, previous or all (candidate-list memorization).
+        reference: "initial" (the starting policy) or "behaviour" (the policy that sampled).
+        n_val, n_test: validation and test problems for greedy accuracy.
+        eval_samples: samples per test problem for pass@N (0: greedy only).
+        gold_in_list: add the task's worked solution to each prompt's candidates (a sure
+            correct response; the smoke preset's untrained model never answers right).
+    """
+
+    model_name: str = "smollm2-135m-instruct"
+    device: str = "auto"
+    dtype: str = "auto"
+    backend: str = "hf"
+    batch_size: int = 64
+    iterations: int = 2
+    prompts_per_iter: int = 32
+    k: int = 4
+    temperatures: list[float] = field(default_factory=lambda: [0.7])
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    objective: str = "pairwise"
+    strategy: str | None = None
+    negative_tier: str | None = None
+    memory: str = "current"
+    reference: str = "initial"
+    reranker: str = "verifier"
+    beta: float = 0.1
+    lr: float = 1e-4
+    epochs: int = 2
+    lists_per_step: int = 8
+    lora_r: int = 16
+    n_val: int = 32
+    n_test: int = 32
+    eval_samples: int = 4
+    eval_temperature: float = 0.7
+    gold_in_list: bool = False
+    seed: int = 0
+    show_progress: bool = True
+
+    def validate(self) -> None:
+        if self.objective not in RANKING_OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; valid: "
+                             f"{', '.join(RANKING_OBJECTIVES)}")
+        if self.strategy is not None and self.strategy not in L.STRATEGIES:
+            raise ValueError(f"unknown selection strategy {self.strategy!r}; valid: "
+                             f"{', '.join(L.STRATEGIES)}")
+        if self.negative_tier is not None:
+            if self.negative_tier not in L.TIERS:
+                raise ValueError(f"unknown hard-negative tier {self.negative_tier!r}; valid: "
+                                 f"{', '.join(L.TIERS)}")
+            if self.objective != "pairwise":
+                raise ValueError("hard-negative tiers train pairwise (objective='pairwise')")
+        if self.memory not in L.MEMORY:
+            raise ValueError(f"unknown memorization mode {self.memory!r}; valid: "
+                             f"{', '.join(L.MEMORY)}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"unknown reference {self.reference!r}; valid: {', '.join(REFERENCES)}")
+        for name in ("iterations", "prompts_per_iter", "k", "epochs", "lists_per_step"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        L.split_k(self.k, self.temperatures)
+        if self.iterations * self.prompts_per_iter > 1000:
+            raise ValueError("iterations * prompts_per_iter exceeds the 1000 train problems")
+
+    @property
+    def selection(self) -> str:
+        return self.strategy or DEFAULT_STRATEGY[self.objective]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("show_progress")
+        return d
+
+    @classmethod
+    def from_params(cls, params: Any, **overrides: Any) -> LoopConfig:
+        """The loop set-up of a preset (``larpo_lite.config.Params``), with overrides."""
+        p = params
+        base = dict(
+            model_name=p.model_name, device=p.device, dtype=p.dtype, backend=p.backend,
+            batch_size=p.batch_size, iterations=p.iterations, prompts_per_iter=p.prompts_per_iter,
+            k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
+            max_new_tokens=p.max_new_tokens, memory=p.memory, reference=p.reference,
+            beta=p.beta, lr=p.lr, epochs=p.epochs, lists_per_step=p.lists_per_step,
+            lora_r=p.lora_r, n_val=p.n_val, n_test=p.n_test, eval_samples=p.eval_samples,
+            eval_temperature=p.temperature, gold_in_list=p.gold_in_list, seed=p.seed,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+
+def offline_config(cfg: LoopConfig) -> LoopConfig:
+    """The offline-DPO baseline on the same budget: one round, pairwise, on the initial
+    policy's samples for all ``iterations * prompts_per_iter`` prompts."""
+    return dataclasses.replace(cfg, iterations=1, prompts_per_iter=cfg.iterations * cfg.prompts_per_iter,
+                               objective="pairwise", strategy="best_worst", negative_tier=None)
+
+
+def iterative_dpo_config(cfg: LoopConfig) -> LoopConfig:
+    """The iterative-DPO baseline: pairwise, 2 samples per prompt, current iteration only,
+    the first sampling temperature."""
+    return dataclasses.replace(cfg, objective="pairwise", strategy="best_worst", k=2,
+                               temperatures=cfg.temperatures[:1], memory="current",
+                               negative_tier=None)
+
+
+# --------------------------------------------------------------------------- helpers
+def _lora(cfg: LoopConfig) -> dict[str, Any] | None:
+    if cfg.lora_r <= 0:
+        return None
+    return {"r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r, "lora_dropout": 0.0,
+            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+def _sample_seed(cfg: LoopConfig, s: int) -> int:
+    # iteration 1 uses the run's seed itself, so every method shares the initial samples
+    return cfg.seed + 7919 * (s - 1)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _write_lists(path: Path, items: list[RankedList]) -> None:
+    _write_atomic(path, "".join(json.dumps({"prompt": x.prompt, "responses": x.responses,
+                                            "rewards": x.rewards}) + "\n" for x in items))
+
+
+def _read_lists(path: Path) -> list[RankedList]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [RankedList(r["prompt"], r["responses"], r["rewards"]) for r in rows]
+
+
+def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``results.jsonl`` (row 0: the initial policy), [] if none yet."""
+    path = Path(out_dir) / "results.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def unrelated_instructions(n: int | None = None) -> list[str]:
+    """The committed non-math instructions (data/instructions), for hard-negative tier (1)."""
+    from .paths import data_dir
+    from .tasks.mini_gsm import read_jsonl
+
+    rows = read_jsonl(data_dir() / "instructions" / "instructions.jsonl")
+    texts = [r["instruction"] for r in rows]
+    return texts if n is None else texts[:n]
+
+
+def chat_prompt(text: str, tokenizer: Any) -> str:
+    """A plain instruction in the model's chat template (generation prompt added)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+    return f"Question: {text}\nAnswer:"
+
+
+class _Run:
+    """State of one loop run: the policy, its tokenizer, the list history."""
+
+    def __init__(self, cfg: LoopConfig, out_dir: Path) -> None:
+        from . import models
+
+        self.cfg, self.out = cfg, out_dir
+        self.models = models
+        self.device = models.pick_device(cfg.device)
+        self.sample_dtype = models.pick_dtype(cfg.dtype, self.device)
+        self.train_problems = load_split("train", cfg.iterations * cfg.prompts_per_iter)
+        self.val = load_split("validation", cfg.n_val) if cfg.n_val else []
+        self.test = load_split("test", cfg.n_test)
+        self.reranker = get_reranker(cfg.reranker)
+        self.model: Any = None
+        self.tok: Any = None
+
+    # ---- policy
+    def load_initial(self) -> tuple[Any, Any]:
+        return self.models.load_policy(self.cfg.model_name, device=self.device, dtype="float32")
+
+    def sampler(self, model: Any) -> Any:
+        import torch
+
+        from .sampling import make_sampler
+
+        if self.sample_dtype != torch.float32:  # sample in the preset's dtype (a copy)
+            import copy
+
+            model = copy.deepcopy(model).to(self.sample_dtype)
+            model.larpo_name = self.cfg.model_name
+        return make_sampler(self.cfg.backend, model, self.tok, batch_size=self.cfg.batch_size)
+
+    def apply_checkpoint(self, s: int) -> None:
+        ck = self.out / f"ckpt_iter{s}"
+        if _lora(self.cfg):
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, ck).merge_and_unload()
+        else:
+            from transformers import AutoModelForCausalLM
+
+            self.model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
+        self.model.larpo_name = self.cfg.model_name
+        self.model.eval()
+
+    # ---- sampling
+    def sample(self, s: int, problems: list[Problem], k: int, temperature: float) -> CandidateSet:
+        sampler = self.sampler(self.model)
+        seed = _sample_seed(self.cfg, s)
+        kw = dict(k=k, temperature=temperature, max_new_tokens=self.cfg.max_new_tokens,
+                  top_p=self.cfg.top_p, seed=seed)
+        if s == 1:  # the initial policy: shared through the disk cache
+            return cand_cache.cached_candidates(sampler, problems, self.tok, **kw)
+        return sample_candidates(sampler, problems, self.tok, **kw)
+
+    def evaluate(self, s: int) -> dict[str, Any]:
+        cfg = self.cfg
+        sampler = self.sampler(self.model)
+        row: dict[str, Any] = {}
+        for split, probs in (("val", self.val), ("test", self.test)):
+            if not probs:
+                continue
+            if s == 0:
+                got = cand_cache.cached_candidates(sampler, probs, self.tok, k=1, temperature=0.0,
+                                                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+                row[f"{split}_greedy"] = float(got.correct.mean())
+            else:
+                row[f"{split}_greedy"] = greedy_eval(sampler, probs, self.tok, cfg.max_new_tokens)[0]
+        if cfg.eval_samples > 0:
+            kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
+                      max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
+            cands = (cand_cache.cached_candidates(sampler, self.test, self.tok, **kw) if s == 0
+                     else sample_candidates(sampler, self.test, self.tok, **kw))
+            grid = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.eval_samples]
+            row.update({f"test_pass@{n}": v for n, v in cands.recall(grid).items()})
+        return row
+
+    # ---- one iteration's lists
+    def build_lists(self, s: int) -> tuple[list[RankedList], dict[str, Any]]:
+        cfg = self.cfg
+        m = cfg.prompts_per_iter
+        problems = self.train_problems[(s - 1) * m: s * m]
+        info: dict[str, Any] = {}
+        if cfg.negative_tier is None:
+            sets = []
+            for t, kt in zip(cfg.temperatures, L.split_k(cfg.k, cfg.temperatures), strict=True):
+                sets.append((t, self.sample(s, problems, kt, t)))
+            ranked = []
+            for i, p in enumerate(problems):
+                texts = [x for _, cs in sets for x in cs.generations[i].texts]
+                texts += [p.solution] if cfg.gold_in_list else []
+                prompt = sets[0][1].generations[i].prompt
+                ranked.append(L.rank_candidates(prompt, texts, self.reranker.score(texts, p.answer)))
+            items, skipped = L.select_lists(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
+        else:
+            low_t = cfg.temperatures[0]
+            sets = [(low_t, self.sample(s, problems, cfg.k, low_t))]
+            if HIGH_T != low_t:
+                sets.append((HIGH_T, self.sample(s, problems, cfg.k, HIGH_T)))
+            high = sets[-1][1]
+            low = sets[0][1]
+            tier_items = []
+            for i, p in enumerate(problems):
+                lo_t, lo_c = low.generations[i].texts, low.correct[i]
+                hi_t, hi_c = high.generations[i].texts, high.correct[i]
+                tier_items.append(L.TierItem(
+                    prompt=low.generations[i].prompt,
+                    correct=[x for x, c in zip(lo_t + hi_t, list(lo_c) + list(hi_c), strict=True) if c]
+                    + ([p.solution] if cfg.gold_in_list else []),
+                    incorrect_high=[x for x, c in zip(hi_t, hi_c, strict=True) if not c],
+                    incorrect_low=[x for x, c in zip(lo_t, lo_c, strict=True) if not c],
+                    responses=lo_t + hi_t))
+            unrelated: list[str] = []
+            if cfg.negative_tier == "unrelated":
+                instr = unrelated_instructions()
+                prompts = [chat_prompt(x, self.tok) for x in instr[:min(m, len(instr))]]
+                gens = self.sampler(self.model).generate(
+                    prompts, k=1, temperature=low_t, top_p=cfg.top_p,
+                    max_new_tokens=cfg.max_new_tokens, seed=_sample_seed(cfg, s))
+                unrelated = [g.texts[0] for g in gens]
+            items, skipped = L.hard_negative_pairs(tier_items, cfg.negative_tier, unrelated,
+                                                   seed=cfg.seed * 1000 + s)
+        for t, cs in sets:
+            cand_cache.save_candidates(cs, self.out / f"candidates_iter{s}_T{t}.jsonl")
+        info["skipped_prompts"] = skipped
+        info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
+        return items, info
+
+    # ---- one iteration's training
+    def train(self, s: int, data: list[RankedList]) -> dict[str, Any]:
+        cfg = self.cfg
+        reference = None
+        if cfg.reference == "initial" and s > 1:
+            init, _ = self.load_initial()
+            reference = ReferenceCache(batch_size=16, max_length=512)
+            reference.compute(init, self.tok, [(x.prompt, r) for x in data for r in x.responses])
+            del init
+        lps = min(cfg.lists_per_step, len(data))
+        tc = TrainConfig(objective=cfg.objective, beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs,
+                         lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000 + s,
+                         show_progress=cfg.show_progress)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*left out of each epoch.*")
+            res = train_ranking(self.model, self.tok, data, tc, reference=reference)
+        ck = self.out / f"ckpt_iter{s}"
+        tmp = self.out / f".ckpt_iter{s}.tmp"
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        res.model.save_pretrained(tmp)
+        if ck.exists():
+            import shutil
+
+            shutil.rmtree(ck)
+        tmp.replace(ck)
+        self.model = res.model.merge_and_unload() if _lora(cfg) else res.model
+        self.model.larpo_name = cfg.model_name
+        self.model.eval()
+        acc = [r["accuracy"] for r in res.logs if r["accuracy"] is not None]
+        return {"train_steps": len(res.logs), "loss_first": res.losses[0], "loss_last": res.losses[-1],
+                "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds}
+
+
+def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
+             stop_after: int | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) the loop; returns the rows of ``results.jsonl``.
+
+    Args:
+        cfg: the run's :class:`LoopConfig`.
+        out_dir: the run's folder. With ``resume`` and a ``config.json`` there, the run goes
+            on from its last finished iteration (a different config is an error); without
+            ``resume`` the folder's earlier results are discarded.
+        stop_after: stop after this iteration (for tests and budgets); None runs all.
+
+    Row 0 is the initial policy's evaluation; row ``s`` has the lists, training and
+    evaluation of iteration ``s`` and ``reference`` records which reference was used.
+    """
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    conf_path, res_path = out / "config.json", out / "results.jsonl"
+    conf = cfg.to_dict()
+    if resume and conf_path.is_file():
+        old = json.loads(conf_path.read_text())
+        if old != conf:
+            diff = {k: (old.get(k), v) for k, v in conf.items() if old.get(k) != v}
+            raise ValueError(f"{out} holds a run with a different config {diff}; use another "
+                             "folder or resume=False")
+        rows = read_results(out)
+    else:
+        rows = []
+        if res_path.exists():
+            res_path.unlink()
+    _write_atomic(conf_path, json.dumps(conf, indent=1))
+    run = _Run(cfg, out)
+    run.model, run.tok = run.load_initial()
+    run.model.larpo_name = cfg.model_name
+    # replay the finished iterations: their checkpoints, in order
+    done = [r["iteration"] for r in rows if r["iteration"] > 0]
+    for s in done:
+        run.apply_checkpoint(s)
+    history = [_read_lists(out / f"lists_iter{s}.jsonl") for s in done]
+    if not rows:
+        t0 = time.perf_counter()
+        rows.append({"iteration": 0, "reference": cfg.reference, **run.evaluate(0),
+                     "seconds": time.perf_counter() - t0})
+        _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
+    last = cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
+    bar = progress(total=cfg.iterations, initial=len(done), desc=f"loop {cfg.objective}",
+                   **({} if cfg.show_progress else {"disable": True}))
+    for s in range(len(done) + 1, last + 1):
+        t0 = time.perf_counter()
+        items, info = run.build_lists(s)
+        _write_lists(out / f"lists_iter{s}.jsonl", items)
+        history.append(items)
+        data = L.merge_memory(history, cfg.memory)
+        row: dict[str, Any] = {"iteration": s, "reference": cfg.reference, "lists": len(items),
+                               "train_lists": len(data), **info}
+        if data:
+            row.update(run.train(s, data))
+        else:  # nothing to learn from: the policy stays, the checkpoint is the policy
+            row["note"] = "no list had a better and a worse response; no training"
+            _save_unchanged(run, s)
+        row.update(run.evaluate(s))
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
+        bar.update(1)
+    bar.close()
+    return rows
+
+
+def _save_unchanged(run: _Run, s: int) -> None:
+    """A checkpoint for an iteration without training (a zero LoRA update or the same model)."""
+    ck = run.out / f"ckpt_iter{s}"
+    if _lora(run.cfg):
+        from peft import LoraConfig, get_peft_model
+
+        lora = _lora(run.cfg) or {}
+        peft_model = get_peft_model(run.model, LoraConfig(**lora, task_type="CAUSAL_LM"))
+        peft_model.save_pretrained(ck)  # LoRA B starts at zero: merging changes nothing
+        run.model = peft_model.merge_and_unload()
+        run.model.larpo_name = run.cfg.model_name
+    else:
+        run.model.save_pretrained(ck)

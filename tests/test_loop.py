@@ -1,0 +1,114 @@
+"""The LARPO loop: configuration errors, skipped prompts, and resume after a real kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from larpo_lite.config import Params
+from larpo_lite.loop import (
+    LoopConfig,
+    iterative_dpo_config,
+    offline_config,
+    read_results,
+    run_loop,
+    unrelated_instructions,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = dict(model_name="tiny-random", device="cpu", dtype="float32", batch_size=16, iterations=2,
+            prompts_per_iter=4, k=4, max_new_tokens=8, lr=1e-3, epochs=1, lists_per_step=2,
+            lora_r=4, n_val=2, n_test=2, eval_samples=2, show_progress=False)
+
+
+@pytest.mark.parametrize(("key", "value", "valid"), [
+    ("objective", "ranknet", "listmle"), ("negative_tier", "tier5", "incorrect_low_t"),
+    ("memory", "forever", "previous"), ("reference", "sft", "behaviour"),
+    ("strategy", "top3", "top2_bottom2"),
+])
+def test_bad_names_list_the_valid_ones(key, value, valid):
+    with pytest.raises(ValueError, match=valid):
+        LoopConfig(**{key: value}).validate()
+
+
+def test_tiers_train_pairwise_and_mixes_need_enough_samples():
+    with pytest.raises(ValueError, match="pairwise"):
+        LoopConfig(negative_tier="other_prompt", objective="listmle").validate()
+    with pytest.raises(ValueError, match="fewer than"):
+        LoopConfig(k=1, temperatures=[1.0, 0.5]).validate()
+
+
+def test_from_params_and_baselines():
+    cfg = LoopConfig.from_params(Params.load("smoke"), objective="lambdarank")
+    assert (cfg.model_name, cfg.prompts_per_iter, cfg.objective) == ("tiny-random", 4, "lambdarank")
+    off = offline_config(cfg)
+    assert (off.iterations, off.prompts_per_iter, off.objective) == (1, 2 * 4, "pairwise")
+    it = iterative_dpo_config(cfg)
+    assert (it.k, it.memory, it.strategy) == (2, "current", "best_worst")
+
+
+def test_unrelated_instructions_are_not_math():
+    texts = unrelated_instructions()
+    assert len(texts) >= 32 and len(set(texts)) == len(texts)
+    assert not any(ch.isdigit() for t in texts for ch in t)
+
+
+def test_prompts_without_a_correct_response_are_skipped_and_counted(tmp_path):
+    # tiny-random never answers right: every prompt is skipped, nothing crashes, no NaN
+    rows = run_loop(LoopConfig(**{**TINY, "iterations": 1}), tmp_path / "run")
+    assert [r["iteration"] for r in rows] == [0, 1]
+    assert rows[1]["skipped_prompts"] == 4 and rows[1]["train_lists"] == 0
+    assert rows[1]["reference"] == "initial" and "note" in rows[1]
+    assert (tmp_path / "run" / "ckpt_iter1").is_dir()
+
+
+def test_a_different_config_in_the_same_folder_is_an_error(tmp_path):
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "gold_in_list": True})
+    run_loop(cfg, tmp_path)
+    with pytest.raises(ValueError, match="different config"):
+        run_loop(LoopConfig(**{**TINY, "iterations": 1, "gold_in_list": True, "lr": 0.5}), tmp_path)
+
+
+def _numbers(rows):
+    drop = ("seconds", "train_seconds")
+    return [{k: v for k, v in r.items() if k not in drop} for r in rows]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_numbers(tmp_path):
+    cmd = [sys.executable, "-m", "larpo_lite.cli", "loop", "--preset", "smoke",
+           "--objective", "listmle", "--memory", "all", "--iterations", "3"]
+    env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1"}
+    # uninterrupted
+    subprocess.run([*cmd, "--out", str(tmp_path / "full")], env=env, check=True,
+                   capture_output=True, timeout=600)
+    full = read_results(tmp_path / "full")
+    assert [r["iteration"] for r in full] == [0, 1, 2, 3]
+    # killed with SIGKILL as soon as iteration 1 is on disk, then resumed
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(run_dir)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if len(read_results(run_dir)) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = read_results(run_dir)
+    assert 2 <= len(partial) < 4
+    out = subprocess.run([*cmd, "--out", str(run_dir)], env=env, check=True,
+                         capture_output=True, text=True, timeout=600)
+    assert "results in" in out.stdout
+    resumed = read_results(run_dir)
+    assert _numbers(resumed) == _numbers(full)
+    assert any(r.get("train_steps") for r in resumed)  # it trained, so the check means something
+    lists = [json.loads(x) for x in Path(run_dir, "lists_iter3.jsonl").read_text().splitlines()]
+    assert lists and all(len(x["responses"]) == 4 for x in lists)
