@@ -70,6 +70,16 @@ def _cmd_loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from .config import Params
+    from .tune import run
+
+    params = Params.load(args.preset)
+    out = run(params, [float(x) for x in args.lrs.split(",")], [float(x) for x in args.betas.split(",")])
+    print(f"[larpo-lite] chosen on validation: {out['chosen']} ({out['path']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="larpo-lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--out", default=None, help="run folder (default runs/<preset>/loop/<name>)")
     lp.add_argument("--no-resume", action="store_true", help="start over in the run folder")
     lp.set_defaults(func=_cmd_loop)
+
+    tu = sub.add_parser("tune", help="choose lr and beta on the validation split (one DPO round each)")
+    tu.add_argument("--preset", default="default")
+    tu.add_argument("--lrs", default="3e-5,1e-4,3e-4", help="comma-separated learning rates")
+    tu.add_argument("--betas", default="0.1", help="comma-separated betas")
+    tu.set_defaults(func=_cmd_tune)
     return parser
 
 

@@ -36,9 +36,11 @@ class Params:
     model_name: str = "smollm2-135m-instruct"  # embedded default, "tiny-random", or an HF id/path
     device: str = "auto"               # auto (cuda -> mps -> cpu), cpu, cuda, mps
     dtype: str = "auto"                # auto, float32, bfloat16 (for sampling)
-    backend: str = "hf"                # sampling backend: hf (vllm comes with the scaling issue)
+    backend: str = "hf"                # sampling backend: hf, vllm, or auto (vllm if it imports)
     batch_size: int = 64               # sequences per generate() call
     # Task
+    task: str = "mini_gsm"             # mini_gsm (committed splits), gsm8k or math (tasks.load_task)
+    reward_model: str = ""             # HF reward model (id or folder) as reranker; "" = verifier
     n_test: int = 32                   # test problems used by the sampling notebooks
     # Sampling
     max_new_tokens: int = 48           # answers average about 20 tokens
@@ -61,6 +63,8 @@ class Params:
     epochs: int = 2                    # passes over the lists
     lists_per_step: int = 8            # lists per optimizer step
     lora_r: int = 16                   # LoRA rank; 0 = full fine-tuning
+    train_dtype: str = "float32"       # training precision: float32, or bfloat16 autocast
+    grad_accum: int = 1                # micro-batches per optimizer step (memory, not maths)
     # Evaluation of trained policies (notebooks 03-07)
     n_val: int = 32                    # validation problems (tuning and per-iteration greedy)
     eval_samples: int = 4              # samples per test problem for pass@N of trained policies
@@ -72,8 +76,8 @@ class Params:
     reference: str = "initial"         # reference policy: initial or behaviour
     tiers: list[str] = field(default_factory=lambda: [
         "unrelated", "other_prompt", "incorrect_high_t", "incorrect_low_t"])
-    negative_temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7, 1.0])
-    list_sizes: list[int] = field(default_factory=lambda: [2, 4, 6, 8])
+    negative_temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7])
+    list_sizes: list[int] = field(default_factory=lambda: [2, 4, 8])
     mix_temperatures: list[float] = field(default_factory=lambda: [1.0, 0.5])
     # Outputs (relative to the repository root)
     figures_dir: str = "figures"

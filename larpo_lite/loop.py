@@ -13,7 +13,8 @@ Each iteration ``s = 1..T``:
    are merged with earlier iterations' lists (memorization: current / previous / all);
 4. reference log-probs are computed once (reference = the initial policy, or the behaviour
    policy; recorded in the results), then the policy is trained on the merged lists;
-5. the trained policy is evaluated: greedy accuracy on validation and test, pass@N on test;
+5. the trained policy is evaluated: greedy accuracy on validation and test (pass@N on test
+   after the last round, and for the initial policy);
 6. a checkpoint is written (LoRA: the adapters of this iteration, merged into the policy
    afterwards; full fine-tuning: the whole model).
 
@@ -22,6 +23,8 @@ the initial policy); ``candidates_iter{s}_T{t}.jsonl`` (``datasets.load_dataset(
 reads them); ``lists_iter{s}.jsonl``; ``ckpt_iter{s}/``. A run killed at any point resumes
 from its last finished iteration and ends with the same numbers as an uninterrupted one.
 The initial policy's samples go through :mod:`larpo_lite.cache`, shared by every method.
+Runs started with :func:`run_shared` live in a folder named by a hash of their config, so
+notebooks share identical runs; delete ``runs/<preset>/loop`` after changing the code.
 """
 
 from __future__ import annotations
@@ -41,7 +44,14 @@ from .logprobs import ReferenceCache
 from .progress import progress
 from .rewards import get_reranker
 from .tasks import Problem, load_split
-from .trainer import RANKING_OBJECTIVES, RankedList, TrainConfig, train_ranking
+from .trainer import (
+    RANKING_OBJECTIVES,
+    RankedList,
+    TrainConfig,
+    balanced_lists_per_step,
+    lora_config,
+    train_ranking,
+)
 
 REFERENCES = ("initial", "behaviour")
 DEFAULT_STRATEGY = {"pairwise": "best_worst", "contrastive": "top1_bottom3",
@@ -170,10 +180,7 @@ def iterative_dpo_config(cfg: LoopConfig) -> LoopConfig:
 
 # --------------------------------------------------------------------------- helpers
 def _lora(cfg: LoopConfig) -> dict[str, Any] | None:
-    if cfg.lora_r <= 0:
-        return None
-    return {"r": cfg.lora_r, "lora_alpha": 2 * cfg.lora_r, "lora_dropout": 0.0,
-            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+    return lora_config(cfg.lora_r)
 
 
 def _sample_seed(cfg: LoopConfig, s: int) -> int:
@@ -280,6 +287,8 @@ class _Run:
         return sample_candidates(sampler, problems, self.tok, **kw)
 
     def evaluate(self, s: int) -> dict[str, Any]:
+        """Greedy accuracy on validation and test every round; pass@N on test for the
+        initial policy and after the last round (sampling is the costly part)."""
         cfg = self.cfg
         sampler = self.sampler(self.model)
         row: dict[str, Any] = {}
@@ -292,7 +301,7 @@ class _Run:
                 row[f"{split}_greedy"] = float(got.correct.mean())
             else:
                 row[f"{split}_greedy"] = greedy_eval(sampler, probs, self.tok, cfg.max_new_tokens)[0]
-        if cfg.eval_samples > 0:
+        if cfg.eval_samples > 0 and s in (0, cfg.iterations):
             kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
                       max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
             cands = (cand_cache.cached_candidates(sampler, self.test, self.tok, **kw) if s == 0
@@ -361,13 +370,13 @@ class _Run:
             reference = ReferenceCache(batch_size=16, max_length=512)
             reference.compute(init, self.tok, [(x.prompt, r) for x in data for r in x.responses])
             del init
-        lps = min(cfg.lists_per_step, len(data))
+        lps = balanced_lists_per_step(len(data), cfg.lists_per_step)
         tc = TrainConfig(objective=cfg.objective, beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs,
                          lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000 + s,
                          show_progress=cfg.show_progress)
         import warnings
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # the few lists left out change with each epoch's shuffle
             warnings.filterwarnings("ignore", message=".*left out of each epoch.*")
             res = train_ranking(self.model, self.tok, data, tc, reference=reference)
         ck = self.out / f"ckpt_iter{s}"
@@ -421,6 +430,9 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         if res_path.exists():
             res_path.unlink()
     _write_atomic(conf_path, json.dumps(conf, indent=1))
+    last = cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
+    if rows and rows[-1]["iteration"] >= last:  # finished already: nothing to load
+        return rows
     run = _Run(cfg, out)
     run.model, run.tok = run.load_initial()
     run.model.larpo_name = cfg.model_name
@@ -434,7 +446,6 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         rows.append({"iteration": 0, "reference": cfg.reference, **run.evaluate(0),
                      "seconds": time.perf_counter() - t0})
         _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
-    last = cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
     bar = progress(total=cfg.iterations, initial=len(done), desc=f"loop {cfg.objective}",
                    **({} if cfg.show_progress else {"disable": True}))
     for s in range(len(done) + 1, last + 1):
@@ -472,3 +483,20 @@ def _save_unchanged(run: _Run, s: int) -> None:
         run.model.larpo_name = run.cfg.model_name
     else:
         run.model.save_pretrained(ck)
+
+
+def run_dir(cfg: LoopConfig, preset: str) -> Path:
+    """``runs/<preset>/loop/<objective>-<hash of the config>``: the same config always gets the
+    same folder, so notebooks that need the same run (a baseline, a shared setting) share it."""
+    import hashlib
+
+    from .paths import repo_root
+
+    key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    tag = cfg.negative_tier or cfg.objective
+    return repo_root() / "runs" / preset / "loop" / f"{tag}-{key}"
+
+
+def run_shared(cfg: LoopConfig, preset: str) -> list[dict[str, Any]]:
+    """:func:`run_loop` in :func:`run_dir` (resumed, or read back when already finished)."""
+    return run_loop(cfg, run_dir(cfg, preset), resume=True)

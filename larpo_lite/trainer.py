@@ -51,6 +51,8 @@ __all__ = [
     "CHECKPOINT_META",
     "OBJECTIVES",
     "RANKING_OBJECTIVES",
+    "balanced_lists_per_step",
+    "lora_config",
     "RankedList",
     "TrainConfig",
     "TrainResult",
@@ -197,6 +199,27 @@ class TrainResult:
     @property
     def losses(self) -> list[float]:
         return [r["loss"] for r in self.logs]
+
+
+def lora_config(r: int) -> dict[str, Any] | None:
+    """The LoRA set-up of the notebooks and the loop: rank ``r`` adapters on the attention
+    projections, alpha = 2r, no dropout; None (full fine-tuning) for ``r = 0``."""
+    if r <= 0:
+        return None
+    return {"r": r, "lora_alpha": 2 * r, "lora_dropout": 0.0,
+            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+def balanced_lists_per_step(n_lists: int, max_lists_per_step: int, multiple_of: int = 1) -> int:
+    """Lists per step <= ``max_lists_per_step`` that leaves the fewest lists out of an epoch:
+    with ``ceil(n / max)`` steps, ``n // steps`` lists each (rounded down to ``multiple_of``,
+    e.g. grad_accum * processes). 14 lists at most 8 per step gives 7 (two full steps)."""
+    if n_lists < 1 or max_lists_per_step < 1:
+        raise ValueError(f"need n_lists >= 1 and max_lists_per_step >= 1, got {n_lists}, "
+                         f"{max_lists_per_step}")
+    steps = -(-n_lists // max_lists_per_step)
+    lps = max(n_lists // steps, 1)
+    return max(lps - lps % multiple_of, multiple_of)
 
 
 def _as_ranked_list(x: Any, i: int) -> RankedList:

@@ -365,3 +365,15 @@ def test_two_processes_give_the_same_loss_curve(tmp_path):
             assert rb["tokens"] == ra["tokens"] and rb["accuracy"] == ra["accuracy"]
             assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], rel=1e-3)
         assert a[-1]["loss"] < a[0]["loss"]
+
+
+def test_balanced_lists_per_step():
+    from larpo_lite.trainer import balanced_lists_per_step
+
+    assert balanced_lists_per_step(14, 8) == 7
+    assert balanced_lists_per_step(16, 8) == 8
+    assert balanced_lists_per_step(3, 8) == 3
+    assert balanced_lists_per_step(17, 8) == 5  # 3 steps of 5, 2 lists left out
+    assert balanced_lists_per_step(14, 8, multiple_of=2) == 6
+    with pytest.raises(ValueError):
+        balanced_lists_per_step(0, 8)
