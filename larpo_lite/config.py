@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -59,7 +60,7 @@ class Params:
     objectives: list[str] = field(default_factory=lambda: ["pairwise", "contrastive", "lambdarank", "listmle"])
     train_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     beta: float = 0.1                  # gamma = beta * (log pi - log pi_ref)
-    lr: float = 1e-4                   # AdamW peak learning rate
+    lr: float = 3e-5                   # AdamW peak learning rate (chosen on validation: reports/tuning_validation.json)
     epochs: int = 2                    # passes over the lists
     lists_per_step: int = 8            # lists per optimizer step
     lora_r: int = 16                   # LoRA rank; 0 = full fine-tuning
@@ -163,6 +164,20 @@ def _check(key: str, value: Any, hint: Any, source: str) -> Any:
     raise TypeError(f"unsupported parameter type {hint!r} for {key!r}")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; presets mean a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
 def params_dir() -> Path:
     return repo_root() / "params"
 
@@ -182,7 +197,7 @@ def load_preset_values(preset: str) -> dict[str, Any]:
     """The raw key/values of a preset file (validated by ``Params.load``)."""
     path = preset_path(preset)
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(values, dict):

@@ -76,3 +76,11 @@ def test_every_preset_key_is_read_by_some_notebook():
     for name in list_presets():
         unused = set(load_preset_values(name)) - declared
         assert not unused, f"params/{name}.yaml keys no notebook reads: {sorted(unused)}"
+
+
+def test_scientific_notation_without_a_dot_is_a_float(tmp_path):
+    # YAML 1.1 would read 1e-4 as a string
+    f = tmp_path / "sci.yaml"
+    f.write_text("lr: 1e-4\nbeta: 3E-1\nepochs: 3\n")
+    p = Params.load(str(f))
+    assert p.lr == 1e-4 and p.beta == 0.3 and p.epochs == 3 and isinstance(p.epochs, int)
