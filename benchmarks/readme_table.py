@@ -39,8 +39,52 @@ def training_rows() -> list[str]:
             f"`{path.relative_to(ROOT)}` |" for r in data["results"]]
 
 
+def backend_rows() -> list[str]:
+    """HF float32 / bfloat16 against vLLM, one run (benchmarks/sampling_backends.py)."""
+    path = RESULTS / "sampling_backends.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    s, src = data["settings"], f"`{path.relative_to(ROOT)}`"
+    rows = []
+    order = {"hf": 0, "vllm": 1, "float32": 0, "bfloat16": 1}
+    for r in sorted(data["results"], key=lambda r: (order.get(r["backend"], 2),
+                                                    order.get(r["dtype"], 2))):
+        what = (f"sampling backends: {r['backend']} {r['dtype']} ({s['prompts']} prompts x "
+                f"{s['k']} samples, <= {s['max_new_tokens']} tokens, "
+                f"{r.get('torch_threads', '?')} thread)")
+        if "tokens_per_s" not in r:
+            rows.append(f"| {what} | did not run: {r.get('error', '?')[:80]} | {src} |")
+            continue
+        rows.append(f"| {what} | {r['tokens_per_s']} tokens/s | {src} |")
+        agree = r.get("greedy_vs_hf_float32")
+        if agree:
+            rows.append(f"| greedy answers, {r['backend']} {r['dtype']} vs HF float32 "
+                        f"({agree['problems']} problems) | identical text {agree['identical_text']:.0%}, "
+                        f"same final answer {agree['same_final_answer']:.0%} | {src} |")
+    for w in data.get("weight_refresh", []):
+        rows.append(f"| vLLM ({w['dtype']}) new weights after training: in place from memory / "
+                    f"from a saved folder (+ save) / fresh engine | {w['in_place_from_memory_s']} s "
+                    f"/ {w['in_place_from_folder_s']} s (+ {w['save_folder_s']} s) / "
+                    f"{w['fresh_engine_startup_s']} s | {src} |")
+    return rows
+
+
+def memory_rows() -> list[str]:
+    """The memory planner against one measured training step (benchmarks/memory_plan.py)."""
+    path = RESULTS / "memory_plan.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return [f"| training-step peak memory, {r['config']} ({r['lists'] * r['k']} seqs x "
+            f"{r['prompt_tokens'] + r['response_tokens']} tokens, {data['device']} "
+            f"{data['dtype']}): planned / measured live tensors / measured, default malloc | "
+            f"{r['planned_gib']} / {r['measured_gib']} / {r['measured_default_malloc_gib']} GiB "
+            f"| `{path.relative_to(ROOT)}` |" for r in data["results"]]
+
+
 def table() -> str:
-    rows = sampling_rows() + training_rows()
+    rows = sampling_rows() + backend_rows() + memory_rows() + training_rows()
     head = ["| what | measured | from |", "|---|---|---|"]
     return "\n".join([BEGIN, *head, *rows, END])
 

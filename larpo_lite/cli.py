@@ -28,15 +28,22 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_recall(args: argparse.Namespace) -> int:
+def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from .config import Params
-    from .experiments import recall_experiment
+    from .plan import plan_preset
 
     params = Params.load(args.preset)
-    res = recall_experiment(params, temperatures=[args.temperature] if args.temperature else None)
-    print(json.dumps(res["recall"], indent=2))
+    plan = plan_preset(params, gpu_gib=args.gpu_gib, prompt_tokens=args.prompt_tokens,
+                       num_processes=args.num_processes, sharded=args.sharded)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=1))
+    else:
+        print(f"preset {args.preset}: {params.lists_per_step} lists x {params.k_train} responses "
+              f"per step, grad_accum {params.grad_accum}, {params.max_new_tokens} new tokens, "
+              f"sampling backend {params.backend}")
+        print(plan.render())
     return 0
 
 
@@ -93,10 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("presets", help="list the presets")
     pr.set_defaults(func=_cmd_presets)
 
-    rc = sub.add_parser("recall", help="pass@N of the policy on the test split")
-    rc.add_argument("--preset", default="default")
-    rc.add_argument("--temperature", type=float, default=None)
-    rc.set_defaults(func=_cmd_recall)
+    pl = sub.add_parser("plan", help="expected GPU memory of a preset, and whether it fits")
+    pl.add_argument("--preset", default="gpu-7b", help="params/<preset>.yaml (default: gpu-7b)")
+    pl.add_argument("--gpu-gib", type=float, default=80.0, help="GPU memory in GiB (default 80)")
+    pl.add_argument("--prompt-tokens", type=int, default=None,
+                    help="prompt length (default: a typical one for the preset's task)")
+    pl.add_argument("--num-processes", type=int, default=1, help="training processes (GPUs)")
+    pl.add_argument("--sharded", action="store_true",
+                    help="FSDP / ZeRO-3: weights and optimizer state divided over the processes")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.set_defaults(func=_cmd_plan)
 
     lp = sub.add_parser("loop", help="run (or resume) the LARPO loop; results.jsonl per run")
     lp.add_argument("--preset", default="default", help="params/<preset>.yaml (default: default)")

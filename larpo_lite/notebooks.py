@@ -33,8 +33,16 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
 
     values = load_preset_values(preset)
     values.update(overrides or {})
-    Params.from_mapping(values, source=str(preset_path(preset)))
+    params = Params.from_mapping(values, source=str(preset_path(preset)))
     values.setdefault("preset", Path(preset).stem)
+    if params.device.startswith("cuda"):  # a GPU preset must not crawl on the CPU instead
+        from .models import pick_device
+
+        try:
+            pick_device(params.device)
+        except RuntimeError as e:
+            raise RuntimeError(f"preset {values['preset']!r} asks for device "
+                               f"{params.device!r}: {e}") from None
     out = Path(out_dir) if out_dir else repo_root() / "runs" / Path(preset).stem
     out.mkdir(parents=True, exist_ok=True)
     done = []

@@ -86,3 +86,31 @@ def load_math(source: str = "hendrycks/competition_math", split: str = "test",
         out.append(Problem(id=f"math-{split}-{i:05d}", question=row["problem"], answer=number or boxed,
                            solution=row["solution"], template="math"))
     return out
+
+
+TASKS = ("mini_gsm", "gsm8k", "math")
+HUB_VALIDATION = 500  # GSM8K and MATH have no validation split: the last rows of train
+
+
+def load_task(task: str, split: str, n: int | None = None, source: str | None = None) -> list[Problem]:
+    """The first ``n`` problems of a task's split, whatever the task (the ``task`` parameter).
+
+    ``mini_gsm`` reads the committed splits; ``gsm8k`` and ``math`` go through ``datasets``
+    (``source``: a hub id or a local .json/.jsonl file or folder), their ``validation`` being
+    the last ``HUB_VALIDATION`` rows of train and their ``train`` the rows before them.
+    """
+    from .mini_gsm import SPLITS, load_split
+
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    if task == "mini_gsm":
+        return load_split(split, n)
+    loader = load_gsm8k if task == "gsm8k" else load_math
+    kwargs = {"source": source} if source else {}
+    if split == "test":
+        return loader(split="test", n=n, **kwargs)
+    rows = loader(split="train", **kwargs)
+    rows = rows[-HUB_VALIDATION:] if split == "validation" else rows[:-HUB_VALIDATION]
+    return rows[:n] if n is not None else rows
