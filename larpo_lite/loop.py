@@ -43,7 +43,7 @@ from .evaluate import CandidateSet, greedy_eval, sample_candidates
 from .logprobs import ReferenceCache
 from .progress import progress
 from .rewards import get_reranker
-from .tasks import Problem, load_split
+from .tasks import Problem, load_task
 from .trainer import (
     RANKING_OBJECTIVES,
     RankedList,
@@ -78,11 +78,16 @@ class LoopConfig:
         reference: "initial" (the starting policy) or "behaviour" (the policy that sampled).
         n_val, n_test: validation and test problems for greedy accuracy.
         eval_samples: samples per test problem for pass@N (0: greedy only).
+        task: mini_gsm, gsm8k or math (``tasks.load_task``).
+        reward_model: an HF reward model (id or folder) as the reranker; "" keeps ``reranker``.
+        train_dtype, grad_accum: training precision (bf16 autocast; with LoRA the frozen base
+            is loaded in that dtype) and micro-batches per step.
         gold_in_list: add the task's worked solution to each prompt's candidates (a sure
             correct response; the smoke preset's untrained model never answers right).
     """
 
     model_name: str = "smollm2-135m-instruct"
+    task: str = "mini_gsm"
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "hf"
@@ -99,11 +104,14 @@ class LoopConfig:
     memory: str = "current"
     reference: str = "initial"
     reranker: str = "verifier"
+    reward_model: str = ""
     beta: float = 0.1
     lr: float = 1e-4
     epochs: int = 2
     lists_per_step: int = 8
     lora_r: int = 16
+    train_dtype: str = "float32"
+    grad_accum: int = 1
     n_val: int = 32
     n_test: int = 32
     eval_samples: int = 4
@@ -151,7 +159,8 @@ class LoopConfig:
         """The loop set-up of a preset (``larpo_lite.config.Params``), with overrides."""
         p = params
         base = dict(
-            model_name=p.model_name, device=p.device, dtype=p.dtype, backend=p.backend,
+            model_name=p.model_name, task=p.task, reward_model=p.reward_model,
+            train_dtype=p.train_dtype, grad_accum=p.grad_accum, device=p.device, dtype=p.dtype, backend=p.backend,
             batch_size=p.batch_size, iterations=p.iterations, prompts_per_iter=p.prompts_per_iter,
             k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
             max_new_tokens=p.max_new_tokens, memory=p.memory, reference=p.reference,
@@ -240,16 +249,20 @@ class _Run:
         self.models = models
         self.device = models.pick_device(cfg.device)
         self.sample_dtype = models.pick_dtype(cfg.dtype, self.device)
-        self.train_problems = load_split("train", cfg.iterations * cfg.prompts_per_iter)
-        self.val = load_split("validation", cfg.n_val) if cfg.n_val else []
-        self.test = load_split("test", cfg.n_test)
-        self.reranker = get_reranker(cfg.reranker)
+        self.train_problems = load_task(cfg.task, "train", cfg.iterations * cfg.prompts_per_iter)
+        self.val = load_task(cfg.task, "validation", cfg.n_val) if cfg.n_val else []
+        self.test = load_task(cfg.task, "test", cfg.n_test)
+        self.reranker = (get_reranker("reward_model", model_name=cfg.reward_model)
+                         if cfg.reward_model else get_reranker(cfg.reranker))
         self.model: Any = None
         self.tok: Any = None
 
     # ---- policy
     def load_initial(self) -> tuple[Any, Any]:
-        return self.models.load_policy(self.cfg.model_name, device=self.device, dtype="float32")
+        # full fine-tuning keeps float32 master weights; LoRA freezes the base, which can then
+        # sit in the training dtype (bf16 for 7B: half the memory)
+        dtype = self.cfg.train_dtype if _lora(self.cfg) else "float32"
+        return self.models.load_policy(self.cfg.model_name, device=self.device, dtype=dtype)
 
     def sampler(self, model: Any) -> Any:
         import torch
@@ -325,7 +338,8 @@ class _Run:
                 texts = [x for _, cs in sets for x in cs.generations[i].texts]
                 texts += [p.solution] if cfg.gold_in_list else []
                 prompt = sets[0][1].generations[i].prompt
-                ranked.append(L.rank_candidates(prompt, texts, self.reranker.score(texts, p.answer)))
+                scores = self.reranker.score(texts, p.answer, prompt=p.question)
+                ranked.append(L.rank_candidates(prompt, texts, scores))
             items, skipped = L.select_lists(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
         else:
             low_t = cfg.temperatures[0]
@@ -370,9 +384,11 @@ class _Run:
             reference = ReferenceCache(batch_size=16, max_length=512)
             reference.compute(init, self.tok, [(x.prompt, r) for x in data for r in x.responses])
             del init
-        lps = balanced_lists_per_step(len(data), cfg.lists_per_step)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        lps = balanced_lists_per_step(len(data), cfg.lists_per_step, multiple_of=cfg.grad_accum * world)
         tc = TrainConfig(objective=cfg.objective, beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs,
                          lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000 + s,
+                         dtype=cfg.train_dtype, grad_accum=cfg.grad_accum,
                          show_progress=cfg.show_progress)
         import warnings
 
