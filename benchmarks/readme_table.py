@@ -31,12 +31,32 @@ def sampling_rows() -> list[str]:
 
 
 def training_rows() -> list[str]:
-    path = RESULTS / "training_step.json"
+    """Our trainer against TRL's DPOTrainer, list of K against all pairs, LoRA against full
+    fine-tuning (benchmarks/training_throughput.py)."""
+    path = RESULTS / "training_throughput.json"
     if not path.is_file():
         return []
     data = json.loads(path.read_text())
-    return [f"| training step, {r['setting']} | {r['seconds_per_step']} s/step | "
-            f"`{path.relative_to(ROOT)}` |" for r in data["results"]]
+    src = f"`{path.relative_to(ROOT)}`"
+    names = {
+        "ours_pairwise_lora": "our trainer, DPO, LoRA r=16",
+        "trl_dpo_lora": "TRL DPOTrainer, LoRA r=16 (reference log-probs every step)",
+        "trl_dpo_lora_precompute_ref": "TRL DPOTrainer, LoRA r=16, precompute_ref_log_probs",
+        "ours_pairwise_full": "our trainer, DPO, full fine-tuning",
+    }
+    rows = []
+    for key, label in names.items():
+        r = data["results"].get(key)
+        if r:
+            rows.append(f"| training, {label} ({data['pairs']} pairs, {data['lists_per_step']} per step, "
+                        f"{data['threads']} thread) | {r['tokens_per_s']} response tokens/s, "
+                        f"{r['s_per_step']} s/step | {src} |")
+    sm = data.get("summary", {})
+    if "seconds_per_list_listmle" in sm:
+        rows.append(f"| one list of K={data['k']}: ListMLE on the list / DPO on its "
+                    f"{data['k'] * (data['k'] - 1) // 2} pairs | {sm['seconds_per_list_listmle']} s / "
+                    f"{sm['seconds_per_list_all_pairs_dpo']} s per list | {src} |")
+    return rows
 
 
 def backend_rows() -> list[str]:
@@ -84,7 +104,7 @@ def memory_rows() -> list[str]:
 
 
 def table() -> str:
-    rows = sampling_rows() + backend_rows() + memory_rows() + training_rows()
+    rows = sampling_rows() + backend_rows() + training_rows() + memory_rows()
     head = ["| what | measured | from |", "|---|---|---|"]
     return "\n".join([BEGIN, *head, *rows, END])
 
