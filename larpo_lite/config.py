@@ -71,7 +71,7 @@ class Params:
     eval_samples: int = 4              # samples per test problem for pass@N of trained policies
     # The LARPO loop (notebooks 05-07)
     iterations: int = 2                # T: sample -> rank -> train rounds
-    prompts_per_iter: int = 32         # M: new training prompts per iteration
+    prompts_per_iter: int = 16         # M: new training prompts per iteration
     loop_temperatures: list[float] = field(default_factory=lambda: [0.7])  # one, or a mix
     memory: str = "current"            # candidate lists kept: current, previous, all
     reference: str = "initial"         # reference policy: initial or behaviour

@@ -93,7 +93,7 @@ class LoopConfig:
     backend: str = "hf"
     batch_size: int = 64
     iterations: int = 2
-    prompts_per_iter: int = 32
+    prompts_per_iter: int = 16
     k: int = 4
     temperatures: list[float] = field(default_factory=lambda: [0.7])
     top_p: float = 1.0
