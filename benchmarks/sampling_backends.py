@@ -28,22 +28,12 @@ from pathlib import Path
 import torch
 
 from larpo_lite.models import cpu_has_bf16, embedded_model_dir, load_policy
-from larpo_lite.reports import environment, write_json
+from larpo_lite.reports import cpu_model, environment, write_json
 from larpo_lite.sampling import HFSampler, vllm_available, vllm_import_error
 from larpo_lite.tasks import build_prompt, extract_answer, load_split
 
 OUT = Path(__file__).parent / "results" / "sampling_backends.json"
 MODEL = "smollm2-135m-instruct"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def timed_sampling(sampler, prompts, args) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -19,21 +18,11 @@ from pathlib import Path
 import torch
 
 from larpo_lite.models import cpu_has_bf16, load_policy
-from larpo_lite.reports import environment, write_json
+from larpo_lite.reports import cpu_model, environment, write_json
 from larpo_lite.sampling import HFSampler
 from larpo_lite.tasks import build_prompt, load_split
 
 OUT = Path(__file__).parent / "results" / "sampling_throughput.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

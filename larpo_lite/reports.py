@@ -12,6 +12,17 @@ from typing import Any
 import torch
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware, recorded beside every metrics file."""
     import transformers
