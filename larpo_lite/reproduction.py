@@ -139,7 +139,10 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
             v = verdict(acc[hardest] - acc[easiest], _diff_se(acc[hardest], acc[easiest], n))
         else:
             v = PARTLY if acc.get(hardest, 0) > acc.get(easiest, 0) else NOT
-        add("Harder negatives help more", paper_tiers, f"{ours}; order {' > '.join(order)}", v)
+        chain = order[0]
+        for a, b in zip(order, order[1:], strict=False):
+            chain += (" > " if acc[a] > acc[b] else " = ") + b
+        add("Harder negatives help more", paper_tiers, f"{ours}; order {chain}", v)
     else:
         add("Harder negatives help more", paper_tiers, "-", NOT_RUN)
 
