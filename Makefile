@@ -21,10 +21,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Every notebook on the default preset (see README "Timing" for how long); ONLY=03,04 picks some.
+# JOBS notebooks run at once, each with cores/JOBS threads (2 one-thread notebooks do ~1.4x the
+# work of one two-thread notebook on two cores); JOBS=1 runs them one after another.
 ONLY ?=
+JOBS ?= 2
 
 notebooks: venv
-	$(VENV)/bin/larpo-lite notebooks --preset $(PRESET) $(if $(ONLY),--only $(ONLY))
+	$(VENV)/bin/larpo-lite notebooks --preset $(PRESET) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))
 
 notebooks-all: venv
 	$(VENV)/bin/larpo-lite notebooks --preset $(PRESET)

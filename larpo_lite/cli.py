@@ -13,7 +13,8 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
     only = args.only.split(",") if args.only else None
     t0 = time.perf_counter()
-    run_notebooks(args.preset, only=only, log_output=args.log_output)
+    run_notebooks(args.preset, only=only, out_dir=args.out_dir, log_output=args.log_output,
+                  jobs=args.jobs)
     print(f"[larpo-lite] all done in {time.perf_counter() - t0:.0f}s")
     return 0
 
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--preset", default="default", help="params/<preset>.yaml (default: default)")
     nb.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,02")
     nb.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    nb.add_argument("--jobs", type=int, default=1,
+                    help="notebooks run at once, each in its own process with cores/jobs threads")
+    nb.add_argument("--out-dir", default=None, help="where the executed copies go "
+                    "(default: runs/<preset>/)")
     nb.set_defaults(func=_cmd_notebooks)
 
     pr = sub.add_parser("presets", help="list the presets")

@@ -514,5 +514,18 @@ def run_dir(cfg: LoopConfig, preset: str) -> Path:
 
 
 def run_shared(cfg: LoopConfig, preset: str) -> list[dict[str, Any]]:
-    """:func:`run_loop` in :func:`run_dir` (resumed, or read back when already finished)."""
-    return run_loop(cfg, run_dir(cfg, preset), resume=True)
+    """:func:`run_loop` in :func:`run_dir` (resumed, or read back when already finished).
+
+    Holds an exclusive lock on the folder (``<folder>.lock``) while it runs, so two notebooks
+    running side by side (``larpo-lite notebooks --jobs 2``) that need the same run never
+    write it at once: the second waits, then reads the finished run back."""
+    import fcntl
+
+    folder = run_dir(cfg, preset)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return run_loop(cfg, folder, resume=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

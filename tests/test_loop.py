@@ -112,3 +112,27 @@ def test_a_killed_run_resumes_to_the_same_numbers(tmp_path):
     assert any(r.get("train_steps") for r in resumed)  # it trained, so the check means something
     lists = [json.loads(x) for x in Path(run_dir, "lists_iter3.jsonl").read_text().splitlines()]
     assert lists and all(len(x["responses"]) == 4 for x in lists)
+
+
+def test_run_shared_waits_for_a_run_in_progress(tmp_path, monkeypatch):
+    # two notebooks side by side needing the same run: the second waits on the folder's lock
+    import fcntl
+    import threading
+
+    from larpo_lite import loop
+
+    folder = tmp_path / "loop" / "pairwise-x"
+    monkeypatch.setattr(loop, "run_dir", lambda cfg, preset: folder)
+    folder.parent.mkdir(parents=True)
+    cfg = LoopConfig(**{**TINY, "iterations": 1})
+    got = {}
+    with open(folder.with_name(folder.name + ".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: got.update(rows=loop.run_shared(cfg, "any")))
+        t.start()
+        t.join(timeout=1.0)
+        assert t.is_alive() and not (folder / "results.jsonl").exists()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    t.join(timeout=300)
+    assert [r["iteration"] for r in got["rows"]] == [0, 1]
+    assert loop.run_shared(cfg, "any") == got["rows"]  # finished: read back, not rerun

@@ -65,3 +65,22 @@ def test_unknown_parameter_stops_before_running(tmp_path):
     with pytest.raises(ValueError, match="n_tset"):
         run_notebooks("smoke", out_dir=tmp_path, overrides={"n_tset": 2})
     assert not list(tmp_path.glob("*.ipynb"))
+
+
+def test_schedule_starts_a_notebook_only_after_its_dependencies():
+    from larpo_lite.notebooks import schedule
+
+    nums = ["01", "02", "03"]
+    assert schedule(nums, finished=set(), running={"01"}) == "03"  # 02 waits for 01
+    assert schedule(nums, finished=set(), running={"01", "03"}) is None
+    assert schedule(nums, finished={"01"}, running={"03"}) == "02"
+    assert schedule(["02", "03"], finished=set(), running=set()) == "02"  # 01 not selected
+
+
+@pytest.mark.slow
+def test_two_notebooks_side_by_side(tmp_path):
+    outs = run_notebooks("smoke", only=["01", "02"], out_dir=tmp_path, jobs=2)
+    assert [p.name[:2] for p in outs] == ["01", "02"]
+    for p in outs:
+        nb = nbformat.read(p, as_version=4)
+        assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))

@@ -54,3 +54,13 @@ def test_bad_arguments(tiny, prompts):
         s.generate("one string")
     with pytest.raises(ValueError, match="valid: hf"):
         make_sampler("vllm-typo", model, tok)
+
+
+def test_shared_prefix_gives_the_samples_of_plain_generate(tiny, prompts):
+    # encoding each prompt once and repeating its KV cache k times must not change the draws
+    model, tok = tiny
+    kw = dict(k=4, temperature=1.0, max_new_tokens=8, seed=5)
+    shared = HFSampler(model, tok, batch_size=8, share_prefix=True).generate(prompts, **kw)
+    plain = HFSampler(model, tok, batch_size=8, share_prefix=False).generate(prompts, **kw)
+    assert [g.texts for g in shared] == [g.texts for g in plain]
+    assert [g.num_tokens for g in shared] == [g.num_tokens for g in plain]
