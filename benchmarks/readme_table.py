@@ -22,7 +22,9 @@ def sampling_rows() -> list[str]:
     data = json.loads(path.read_text())
     rows = []
     for r in data["results"]:
-        rows.append(f"| HF generate, {r['dtype']}, batch {r['batch_size']} "
+        prefix = {True: ", prompt encoded once", False: ", prompt encoded k times"}.get(
+            r.get("share_prefix", False), "")  # rows without the key predate it: k times
+        rows.append(f"| HF generate, {r['dtype']}, batch {r['batch_size']}{prefix} "
                     f"({r['prompts']} prompts x {r['k']} samples, <= {r['max_new_tokens']} tokens) "
                     f"| {r['tokens_per_s']} tokens/s | `{path.relative_to(ROOT)}` |")
     cpu = f"{data['cpu']}, {data['torch_threads']} threads, bf16 units: {data['cpu_has_bf16']}"

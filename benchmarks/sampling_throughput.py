@@ -1,6 +1,9 @@
-"""Sampling throughput of the HF-generate backend, fp32 against bf16, on the same prompts.
+"""Sampling throughput of the HF-generate backend, fp32 against bf16, on the same prompts, and
+with each prompt encoded once (``share_prefix``, the default) against k times
+(``num_return_sequences``).
 
     .venv/bin/python benchmarks/sampling_throughput.py [--prompts 8] [--k 16] [--max-new-tokens 64]
+        [--share-prefix on,off]
 
 Writes benchmarks/results/sampling_throughput.json (tokens/s per dtype and batch size, with
 the machine's CPU flags and thread count). Runs the embedded SmolLM2-135M-Instruct.
@@ -32,6 +35,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-sizes", default="32,128")
     ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--share-prefix", default="on", help="on, off or on,off")
     ap.add_argument("--append", action="store_true", help="keep the rows already in the file")
     args = ap.parse_args()
     old = json.loads(OUT.read_text())["results"] if args.append and OUT.is_file() else []
@@ -40,15 +44,16 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
         model, tok = load_policy("smollm2-135m-instruct", device="cpu", dtype=dtype)
         prompts = [build_prompt(p.question, tok) for p in load_split("validation", args.prompts)]
-        for bs in [int(b) for b in args.batch_sizes.split(",")]:
-            sampler = HFSampler(model, tok, batch_size=bs)
+        shares = [x.strip() == "on" for x in args.share_prefix.split(",")]
+        for bs, share in [(int(b), sh) for b in args.batch_sizes.split(",") for sh in shares]:
+            sampler = HFSampler(model, tok, batch_size=bs, share_prefix=share)
             sampler.generate(prompts[:1], k=2, temperature=0.7, max_new_tokens=4)  # warm-up
             t0 = time.perf_counter()
             sampler.generate(prompts, k=args.k, temperature=0.7, max_new_tokens=args.max_new_tokens,
                              seed=0)
             wall = time.perf_counter() - t0
             st = sampler.last_stats
-            row = {"dtype": dtype, "batch_size": bs, "prompts": len(prompts), "k": args.k,
+            row = {"dtype": dtype, "batch_size": bs, "share_prefix": share, "prompts": len(prompts), "k": args.k,
                    "max_new_tokens": args.max_new_tokens, "tokens": st.tokens,
                    "seconds": round(wall, 2), "tokens_per_s": round(st.tokens / wall, 1),
                    "measured": when, "argv": sys.argv[1:]}
