@@ -25,7 +25,8 @@ def sampling_rows() -> list[str]:
         prefix = {True: ", prompt encoded once", False: ", prompt encoded k times"}.get(
             r.get("share_prefix", False), "")  # rows without the key predate it: k times
         rows.append(f"| HF generate, {r['dtype']}, batch {r['batch_size']}{prefix} "
-                    f"({r['prompts']} prompts x {r['k']} samples, <= {r['max_new_tokens']} tokens) "
+                    f"({r['prompts']} prompts x {r['k']} samples, <= {r['max_new_tokens']} tokens, "
+                    f"run of {r.get('measured', '?')[:16].replace('T', ' ')}) "
                     f"| {r['tokens_per_s']} tokens/s | `{path.relative_to(ROOT)}` |")
     cpu = f"{data['cpu']}, {data['torch_threads']} threads, bf16 units: {data['cpu_has_bf16']}"
     rows.append(f"| (machine) | {cpu} | |")

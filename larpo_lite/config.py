@@ -48,8 +48,8 @@ class Params:
     top_p: float = 1.0
     temperature: float = 0.7           # the sampling temperature where one is needed
     temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7, 1.0, 1.2])
-    n_samples: int = 32                # samples per problem for Recall@N / pass@N
-    n_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    n_samples: int = 16                # samples per problem for Recall@N / pass@N
+    n_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     # IR side (notebook 01)
     retriever_k_grid: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10, 20])
     use_dense_retriever: bool = True   # all-MiniLM-L6-v2 beside BM25
