@@ -26,6 +26,14 @@ class ParamsError(ValueError):
     """An unknown parameter, a wrong type, or a bad preset file."""
 
 
+class TaskSetting(typing.NamedTuple):
+    """What a notebook runs on (see :meth:`Params.task_setting`)."""
+
+    task: str
+    source: str           # "" = the task's hub default (or the committed mini-GSM splits)
+    reward_model: str     # "" = rank by the task's verifier
+
+
 @dataclass(frozen=True)
 class Params:
     """All parameters of the notebooks and the CLI. Defaults are the ``default`` preset."""
@@ -41,7 +49,11 @@ class Params:
     batch_size: int = 64               # sequences per generate() call
     # Task
     task: str = "mini_gsm"             # mini_gsm (committed splits), gsm8k or math (tasks.load_task)
+    task_source: str = ""              # hub id or local files for gsm8k/math; "" = the hub default
     reward_model: str = ""             # HF reward model (id or folder) as reranker; "" = verifier
+    # The alignment notebooks (04, 06, 07) on another task than the math ones, as in the paper
+    alignment_task: str = ""           # "" = `task`; ultrafeedback: prompts scored by reward_model
+    alignment_source: str = ""         # hub id or local folder of the alignment task; "" = hub
     n_test: int = 32                   # test problems used by the sampling notebooks
     # Sampling
     max_new_tokens: int = 48           # answers average about 20 tokens
@@ -124,6 +136,28 @@ class Params:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def task_setting(self, alignment: bool = False) -> TaskSetting:
+        """The task, its data source and the reward model of a notebook.
+
+        ``alignment=True`` for the alignment notebooks (04 ranking losses, 06 candidate lists,
+        07 the loop): they run ``alignment_task`` when the preset sets one, ranked and scored
+        by ``reward_model`` (the paper's UltraFeedback + reward-model side). The other
+        notebooks run ``task``; when ``alignment_task`` is set, ``reward_model`` belongs to the
+        alignment side and they rank by the task's verifier (the paper's rule-based reward on
+        GSM8K), otherwise ``reward_model``, when set, ranks every notebook's lists.
+        """
+        from .tasks import has_verifier
+
+        if alignment and self.alignment_task:
+            has_verifier(self.alignment_task)  # an unknown task is an error here
+            return TaskSetting(self.alignment_task, self.alignment_source, self.reward_model)
+        if not alignment and not has_verifier(self.task):
+            raise ParamsError(f"task {self.task!r} has no verifier, and this notebook checks "
+                              "answers: set task to a math task (mini_gsm, gsm8k, math) and "
+                              f"alignment_task: {self.task} for the alignment notebooks")
+        return TaskSetting(self.task, self.task_source,
+                           "" if self.alignment_task else self.reward_model)
 
     def out_dir(self, kind: str) -> Path:
         """Where this preset's figures or reports go (created)."""

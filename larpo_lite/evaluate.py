@@ -1,26 +1,65 @@
 """Evaluating a policy on problems: greedy accuracy (retriever alone), pass@N / Recall@N
 (the candidate list), best-of-N with a reranker (retriever + reranker).
 
+Problems with a gold answer (math tasks) are checked by the verifier. Problems without one
+(UltraFeedback prompts) are scored by a reward model: greedy accuracy becomes the greedy
+response's mean reward and pass@N the best-of-N reward (:func:`metrics.best_of_n_reward`).
+
 Introduced in notebooks/01_ir_analogy and notebooks/02_recall_at_n.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .metrics import recall_curve
+from .metrics import recall_curve, reward_curve
 from .rewards import Reranker, best_of_n
 from .sampling import Generation, Sampler
-from .tasks import Problem, build_prompt, is_correct
+from .tasks import Problem, is_correct, problem_prompt
 
 
 def prompts_for(problems: Sequence[Problem], tokenizer: Any) -> list[str]:
     """Chat-templated prompts of the problems."""
-    return [build_prompt(p.question, tokenizer) for p in problems]
+    return [problem_prompt(p, tokenizer) for p in problems]
+
+
+def is_verified(problems: Sequence[Problem]) -> bool:
+    """True when every problem has a gold answer (verifier), False when none has (reward
+    model); a mix is an error."""
+    has = [bool(p.answer) for p in problems]
+    if any(has) and not all(has):
+        raise ValueError("some problems have a gold answer and some do not; score them apart")
+    return all(has)
+
+
+def score_responses(problems: Sequence[Problem], texts: Sequence[Sequence[str]],
+                    reranker: Reranker | None = None) -> np.ndarray:
+    """Scores ``[P, k]`` of ``k`` responses per problem: 0/1 from the verifier when the
+    problems have gold answers, else the reward model's rewards (``reranker`` required;
+    batched across problems through its ``score_pairs`` when it has one)."""
+    if len(problems) != len(texts):
+        raise ValueError(f"{len(problems)} problems for {len(texts)} response lists")
+    if is_verified(problems):
+        return np.array([[float(is_correct(t, p.answer)) for t in ts]
+                         for p, ts in zip(problems, texts, strict=True)], dtype=np.float64)
+    if reranker is None or getattr(reranker, "name", "") != "reward_model":
+        raise ValueError("these problems have no gold answer (a reward-scored task such as "
+                         "ultrafeedback): pass a reward model as reranker (reward_model=...)")
+    sizes = {len(ts) for ts in texts}
+    if len(sizes) > 1:
+        raise ValueError(f"score_responses needs as many responses for every problem, got {sorted(sizes)}")
+    k = sizes.pop() if sizes else 0
+    if hasattr(reranker, "score_pairs"):
+        flat = reranker.score_pairs([p.question for p in problems for _ in range(k)],
+                                    [t for ts in texts for t in ts])
+        return np.asarray(flat, dtype=np.float64).reshape(len(problems), k)
+    return np.array([reranker.score(list(ts), prompt=p.question)
+                     for p, ts in zip(problems, texts, strict=True)], dtype=np.float64).reshape(len(problems), k)
 
 
 @dataclass
@@ -30,19 +69,38 @@ class CandidateSet:
     Attributes:
         problems: the P problems.
         generations: one Generation (k texts) per problem.
-        correct: bool array ``[P, k]``.
+        correct: bool array ``[P, k]`` (all False for problems without a gold answer).
+        rewards: float array ``[P, k]`` of reward-model scores, or None (verifier tasks; set
+            by :func:`score_candidates`).
     """
 
     problems: list[Problem]
     generations: list[Generation]
     correct: np.ndarray
+    rewards: np.ndarray | None = None
 
     @property
     def k(self) -> int:
         return int(self.correct.shape[1])
 
+    @property
+    def metric(self) -> str:
+        """``"pass"`` (verifier: pass@N) or ``"reward"`` (reward model: best-of-N reward)."""
+        return "pass" if self.rewards is None else "reward"
+
     def recall(self, n_grid: Sequence[int]) -> dict[int, float]:
         return recall_curve(self.correct, n_grid)
+
+    def curve(self, n_grid: Sequence[int]) -> dict[str, float]:
+        """``{"pass@N": ...}`` (Recall@N) with a verifier, ``{"reward@N": ...}`` (mean
+        best-of-N reward) with a reward model."""
+        values = (self.recall(n_grid) if self.rewards is None
+                  else reward_curve(self.rewards, n_grid))
+        return {f"{self.metric}@{n}": v for n, v in values.items()}
+
+    def score(self) -> float:
+        """Mean over problems and samples: accuracy, or mean reward."""
+        return float(self.correct.mean() if self.rewards is None else self.rewards.mean())
 
     def mean_tokens(self) -> float:
         return float(np.mean([np.mean(g.num_tokens) for g in self.generations]))
@@ -60,10 +118,25 @@ def sample_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: 
     return CandidateSet(list(problems), gens, correct)
 
 
+def score_candidates(cands: CandidateSet, reranker: Reranker | None = None) -> CandidateSet:
+    """The candidates with ``rewards`` filled in when their problems have no gold answer
+    (``reranker``: the reward model); verifier tasks come back unchanged."""
+    if is_verified(cands.problems):
+        return cands
+    rewards = score_responses(cands.problems, [g.texts for g in cands.generations], reranker)
+    return dataclasses.replace(cands, rewards=rewards)
+
+
 def greedy_eval(sampler: Sampler, problems: Sequence[Problem], tokenizer: Any,
-                max_new_tokens: int) -> tuple[float, list[str], np.ndarray]:
-    """Greedy accuracy, the responses and a bool array ``[P]`` of correctness."""
+                max_new_tokens: int, reranker: Reranker | None = None
+                ) -> tuple[float, list[str], np.ndarray]:
+    """Greedy accuracy, the responses and a bool array ``[P]`` of correctness; for problems
+    without a gold answer, the mean reward and a float array ``[P]`` of rewards (``reranker``:
+    the reward model)."""
     texts = sampler.greedy(prompts_for(problems, tokenizer), max_new_tokens=max_new_tokens)
+    if not is_verified(problems):
+        rewards = score_responses(problems, [[t] for t in texts], reranker)[:, 0]
+        return float(rewards.mean()), texts, rewards
     correct = np.array([is_correct(t, p.answer) for t, p in zip(texts, problems, strict=True)],
                        dtype=bool)
     return float(correct.mean()), texts, correct

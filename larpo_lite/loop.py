@@ -39,11 +39,11 @@ from typing import Any
 
 from . import cache as cand_cache
 from . import lists as L
-from .evaluate import CandidateSet, greedy_eval, sample_candidates
+from .evaluate import CandidateSet, greedy_eval, sample_candidates, score_candidates
 from .logprobs import ReferenceCache
 from .progress import progress
 from .rewards import get_reranker
-from .tasks import Problem, load_task
+from .tasks import Problem, has_verifier, load_task
 from .trainer import (
     RANKING_OBJECTIVES,
     RankedList,
@@ -78,8 +78,13 @@ class LoopConfig:
         reference: "initial" (the starting policy) or "behaviour" (the policy that sampled).
         n_val, n_test: validation and test problems for greedy accuracy.
         eval_samples: samples per test problem for pass@N (0: greedy only).
-        task: mini_gsm, gsm8k or math (``tasks.load_task``).
+        task: mini_gsm, gsm8k, math or ultrafeedback (``tasks.load_task``).
+        task_source: where a hub task's data comes from (a hub id or local files, see
+            ``tasks.load_task``); "" = the task's hub default. Left out of ``to_dict`` when
+            empty, so runs without it keep their folders.
         reward_model: an HF reward model (id or folder) as the reranker; "" keeps ``reranker``.
+            Required by tasks without a verifier (ultrafeedback), where it also scores the
+            evaluation: greedy "accuracy" is then the mean reward, pass@N the best-of-N reward.
         train_dtype, grad_accum: training precision (bf16 autocast; with LoRA the frozen base
             is loaded in that dtype) and micro-batches per step.
         gold_in_list: add the task's worked solution to each prompt's candidates (a sure
@@ -88,6 +93,7 @@ class LoopConfig:
 
     model_name: str = "smollm2-135m-instruct"
     task: str = "mini_gsm"
+    task_source: str = ""
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "hf"
@@ -121,6 +127,13 @@ class LoopConfig:
     show_progress: bool = True
 
     def validate(self) -> None:
+        verified = has_verifier(self.task)  # unknown tasks raise here
+        if not verified and not self.reward_model:
+            raise ValueError(f"task {self.task!r} has no verifier: set reward_model (an HF reward "
+                             "model id or folder) to rank and score its responses")
+        if not verified and self.negative_tier is not None:
+            raise ValueError("hard-negative tiers sort responses into correct and incorrect: they "
+                             f"need a task with a verifier, not {self.task!r}")
         if self.objective not in RANKING_OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; valid: "
                              f"{', '.join(RANKING_OBJECTIVES)}")
@@ -142,7 +155,7 @@ class LoopConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         L.split_k(self.k, self.temperatures)
-        if self.iterations * self.prompts_per_iter > 1000:
+        if self.task == "mini_gsm" and self.iterations * self.prompts_per_iter > 1000:
             raise ValueError("iterations * prompts_per_iter exceeds the 1000 train problems")
 
     @property
@@ -152,14 +165,20 @@ class LoopConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("show_progress")
+        if not d["task_source"]:
+            d.pop("task_source")
         return d
 
     @classmethod
-    def from_params(cls, params: Any, **overrides: Any) -> LoopConfig:
-        """The loop set-up of a preset (``larpo_lite.config.Params``), with overrides."""
+    def from_params(cls, params: Any, alignment: bool = False, **overrides: Any) -> LoopConfig:
+        """The loop set-up of a preset (``larpo_lite.config.Params``), with overrides.
+
+        ``alignment=True`` for the alignment notebooks (06, 07): the task, its source and the
+        reward model come from ``params.task_setting(alignment)``."""
         p = params
+        task, source, reward_model = p.task_setting(alignment)
         base = dict(
-            model_name=p.model_name, task=p.task, reward_model=p.reward_model,
+            model_name=p.model_name, task=task, task_source=source, reward_model=reward_model,
             train_dtype=p.train_dtype, grad_accum=p.grad_accum, device=p.device, dtype=p.dtype, backend=p.backend,
             batch_size=p.batch_size, iterations=p.iterations, prompts_per_iter=p.prompts_per_iter,
             k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
@@ -249,9 +268,10 @@ class _Run:
         self.models = models
         self.device = models.pick_device(cfg.device)
         self.sample_dtype = models.pick_dtype(cfg.dtype, self.device)
-        self.train_problems = load_task(cfg.task, "train", cfg.iterations * cfg.prompts_per_iter)
-        self.val = load_task(cfg.task, "validation", cfg.n_val) if cfg.n_val else []
-        self.test = load_task(cfg.task, "test", cfg.n_test)
+        src = cfg.task_source or None
+        self.train_problems = load_task(cfg.task, "train", cfg.iterations * cfg.prompts_per_iter, src)
+        self.val = load_task(cfg.task, "validation", cfg.n_val, src) if cfg.n_val else []
+        self.test = load_task(cfg.task, "test", cfg.n_test, src)
         self.reranker = (get_reranker("reward_model", model_name=cfg.reward_model)
                          if cfg.reward_model else get_reranker(cfg.reranker))
         self.model: Any = None
@@ -301,7 +321,9 @@ class _Run:
 
     def evaluate(self, s: int) -> dict[str, Any]:
         """Greedy accuracy on validation and test every round; pass@N on test for the
-        initial policy and after the last round (sampling is the costly part)."""
+        initial policy and after the last round (sampling is the costly part). Tasks without
+        a verifier: ``*_greedy`` is the greedy response's mean reward and ``test_reward@N``
+        the mean best-of-N reward, both from the reward model."""
         cfg = self.cfg
         sampler = self.sampler(self.model)
         row: dict[str, Any] = {}
@@ -311,16 +333,17 @@ class _Run:
             if s == 0:
                 got = cand_cache.cached_candidates(sampler, probs, self.tok, k=1, temperature=0.0,
                                                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-                row[f"{split}_greedy"] = float(got.correct.mean())
+                row[f"{split}_greedy"] = score_candidates(got, self.reranker).score()
             else:
-                row[f"{split}_greedy"] = greedy_eval(sampler, probs, self.tok, cfg.max_new_tokens)[0]
+                row[f"{split}_greedy"] = greedy_eval(sampler, probs, self.tok, cfg.max_new_tokens,
+                                                     reranker=self.reranker)[0]
         if cfg.eval_samples > 0 and s in (0, cfg.iterations):
             kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
                       max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
             cands = (cand_cache.cached_candidates(sampler, self.test, self.tok, **kw) if s == 0
                      else sample_candidates(sampler, self.test, self.tok, **kw))
             grid = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.eval_samples]
-            row.update({f"test_pass@{n}": v for n, v in cands.recall(grid).items()})
+            row.update({f"test_{k}": v for k, v in score_candidates(cands, self.reranker).curve(grid).items()})
         return row
 
     # ---- one iteration's lists
@@ -333,14 +356,18 @@ class _Run:
             sets = []
             for t, kt in zip(cfg.temperatures, L.split_k(cfg.k, cfg.temperatures), strict=True):
                 sets.append((t, self.sample(s, problems, kt, t)))
-            ranked = []
+            ranked, sampled_scores = [], []
             for i, p in enumerate(problems):
+                n_sampled = sum(len(cs.generations[i].texts) for _, cs in sets)
                 texts = [x for _, cs in sets for x in cs.generations[i].texts]
                 texts += [p.solution] if cfg.gold_in_list else []
                 prompt = sets[0][1].generations[i].prompt
                 scores = self.reranker.score(texts, p.answer, prompt=p.question)
+                sampled_scores.extend(scores[:n_sampled])
                 ranked.append(L.rank_candidates(prompt, texts, scores))
             items, skipped = L.select_lists(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
+            if not has_verifier(cfg.task):
+                info["sample_reward"] = float(sum(sampled_scores) / max(1, len(sampled_scores)))
         else:
             low_t = cfg.temperatures[0]
             sets = [(low_t, self.sample(s, problems, cfg.k, low_t))]
@@ -372,7 +399,8 @@ class _Run:
         for t, cs in sets:
             cand_cache.save_candidates(cs, self.out / f"candidates_iter{s}_T{t}.jsonl")
         info["skipped_prompts"] = skipped
-        info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
+        if has_verifier(cfg.task):
+            info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
         return items, info
 
     # ---- one iteration's training

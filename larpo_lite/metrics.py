@@ -1,5 +1,5 @@
-"""Metrics: unbiased pass@k (Recall@N of the LLM-as-retriever), Recall@N curves, greedy
-accuracy, NDCG.
+"""Metrics: unbiased pass@k (Recall@N of the LLM-as-retriever), Recall@N curves, best-of-N
+reward (its analogue when a reward model scores), greedy accuracy, NDCG.
 
 Introduced in notebooks/02_recall_at_n.
 """
@@ -47,6 +47,37 @@ def recall_curve(correct: np.ndarray | Sequence[Sequence[bool]], n_grid: Sequenc
     if bad:
         raise ValueError(f"N values {bad} outside 1..{n} (samples per problem)")
     return {int(k): float(np.mean(pass_at_k(n, c, k))) for k in n_grid}
+
+
+def best_of_n_reward(rewards: np.ndarray | Sequence[Sequence[float]], n: int) -> np.ndarray:
+    """Expected best reward among ``n`` of the ``k`` samples of each problem, unbiased.
+
+    The reward analogue of pass@N for tasks a reward model scores: over every size-``n``
+    subset of the ``k`` samples, the mean of the subset's maximum. With rewards sorted
+    ascending ``r_(1) <= .. <= r_(k)``, ``r_(i)`` is the maximum of ``C(i-1, n-1)`` of the
+    ``C(k, n)`` subsets. On 0/1 rewards it equals :func:`pass_at_k`.
+
+    Args:
+        rewards: float array ``[P, k]``.
+        n: subset size, ``1 <= n <= k``.
+    Returns:
+        float array ``[P]``.
+    """
+    from math import comb
+
+    arr = np.asarray(rewards, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"rewards must be [problems, samples], got shape {arr.shape}")
+    k = arr.shape[1]
+    if not 1 <= n <= k:
+        raise ValueError(f"N={n} outside 1..{k} (samples per problem)")
+    weights = np.array([comb(i - 1, n - 1) for i in range(1, k + 1)], dtype=np.float64) / comb(k, n)
+    return np.sort(arr, axis=1) @ weights
+
+
+def reward_curve(rewards: np.ndarray | Sequence[Sequence[float]], n_grid: Sequence[int]) -> dict[int, float]:
+    """Mean best-of-N reward over problems for each N in ``n_grid`` (``rewards``: ``[P, k]``)."""
+    return {int(n): float(np.mean(best_of_n_reward(rewards, n))) for n in n_grid}
 
 
 def greedy_accuracy(correct: Sequence[bool]) -> float:

@@ -8,6 +8,8 @@ Introduced in notebooks/01_ir_analogy.
   (``$LARPO_LITE_CACHE`` or ``~/.cache/larpo-lite``); later loads read the cache.
 - ``"tiny-random"``: a 2-layer randomly initialised Llama sharing SmolLM2's tokenizer,
   for fast tests and the ``smoke`` preset.
+- ``"tiny-random-rm"``: the same, as a one-label sequence classifier: a reward model for
+  tests of the reward-scored path (its rewards mean nothing).
 - anything else: a Hugging Face hub id or a local folder (for GPU users).
 """
 
@@ -26,6 +28,7 @@ from .paths import cache_dir
 
 EMBEDDED = "smollm2-135m-instruct"
 TINY = "tiny-random"
+TINY_RM = "tiny-random-rm"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -150,12 +153,34 @@ def tiny_random_dir(seed: int = 0) -> Path:
     return target
 
 
+def tiny_reward_model_dir(seed: int = 0) -> Path:
+    """A 2-layer random Llama sequence classifier (one label) with SmolLM2's tokenizer and
+    chat template, saved in the cache: a stand-in reward model for tests."""
+    target = cache_dir() / f"{TINY_RM}-s{seed}"
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir())
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, num_labels=1,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlamaForSequenceClassification(config)
+    _save_atomically(model, tok, target)
+    return target
+
+
 def resolve_model_path(name: str) -> str:
     """The folder or hub id that ``from_pretrained`` should read for a model name."""
     if name == EMBEDDED:
         return str(embedded_model_dir())
     if name == TINY:
         return str(tiny_random_dir())
+    if name == TINY_RM:
+        return str(tiny_reward_model_dir())
     return name
 
 

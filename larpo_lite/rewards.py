@@ -67,7 +67,8 @@ class RewardModelReranker:
     right-padded, and the reward is the logit ``label_index`` at the last real token.
 
     Args:
-        model_name: a local folder or a hub id (the hub is only tried when reachable).
+        model_name: a local folder, a hub id (the hub is only tried when reachable), or
+            ``"tiny-random-rm"`` (a random stand-in for tests).
         device: ``"auto"`` (cuda -> mps -> cpu) or a device name; a missing cuda is an error.
         dtype: ``"auto"`` (bf16 on cuda and on CPUs with bf16 units, else fp32) or a name.
         batch_size: pairs per forward pass.
@@ -87,7 +88,7 @@ class RewardModelReranker:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .models import ModelLoadError, pick_device, pick_dtype
+        from .models import ModelLoadError, pick_device, pick_dtype, resolve_model_path
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -97,9 +98,9 @@ class RewardModelReranker:
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_name)
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                model_name, dtype=self.dtype)
+            path = resolve_model_path(model_name)
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=self.dtype)
         except (OSError, ValueError, KeyError) as e:
             raise ModelLoadError(
                 f"could not load reward model {model_name!r} as a sequence-classification "

@@ -88,16 +88,27 @@ def load_math(source: str = "hendrycks/competition_math", split: str = "test",
     return out
 
 
-TASKS = ("mini_gsm", "gsm8k", "math")
+VERIFIED_TASKS = ("mini_gsm", "gsm8k", "math")  # a rule checks the final answer
+REWARD_TASKS = ("ultrafeedback",)                # a reward model scores open-ended responses
+TASKS = VERIFIED_TASKS + REWARD_TASKS
 HUB_VALIDATION = 500  # GSM8K and MATH have no validation split: the last rows of train
+
+
+def has_verifier(task: str) -> bool:
+    """Whether a rule checks the task's answers (accuracy, pass@N); otherwise a reward model
+    scores them (mean reward, best-of-N reward)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    return task in VERIFIED_TASKS
 
 
 def load_task(task: str, split: str, n: int | None = None, source: str | None = None) -> list[Problem]:
     """The first ``n`` problems of a task's split, whatever the task (the ``task`` parameter).
 
-    ``mini_gsm`` reads the committed splits; ``gsm8k`` and ``math`` go through ``datasets``
-    (``source``: a hub id or a local .json/.jsonl file or folder), their ``validation`` being
-    the last ``HUB_VALIDATION`` rows of train and their ``train`` the rows before them.
+    ``mini_gsm`` reads the committed splits; ``gsm8k``, ``math`` and ``ultrafeedback`` go
+    through ``datasets`` (``source``: a hub id or local files; None or "" = the hub default).
+    GSM8K's and MATH's ``validation`` is the last ``HUB_VALIDATION`` rows of train and their
+    ``train`` the rows before them; UltraFeedback: see :mod:`larpo_lite.tasks.ultrafeedback`.
     """
     from .mini_gsm import SPLITS, load_split
 
@@ -106,7 +117,13 @@ def load_task(task: str, split: str, n: int | None = None, source: str | None = 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     if task == "mini_gsm":
+        if source:
+            raise ValueError("mini_gsm reads the committed splits; it takes no source")
         return load_split(split, n)
+    if task == "ultrafeedback":
+        from .ultrafeedback import HUB_ID, load_ultrafeedback
+
+        return load_ultrafeedback(source or HUB_ID, split, n)
     loader = load_gsm8k if task == "gsm8k" else load_math
     kwargs = {"source": source} if source else {}
     if split == "test":

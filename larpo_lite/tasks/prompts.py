@@ -1,4 +1,5 @@
-"""The prompt: a chat-templated question that asks for the final answer after ``####``."""
+"""The prompt: a chat-templated question that asks for the final answer after ``####``
+(math tasks), or the instruction alone (UltraFeedback)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,24 @@ from typing import Any
 INSTRUCTION = "Answer in one short sentence, then write the final answer as a number after '####'."
 
 
-def build_messages(question: str) -> list[dict[str, str]]:
-    """Chat messages for one question."""
-    return [{"role": "user", "content": f"{question}\n{INSTRUCTION}"}]
+def build_messages(question: str, instruction: str = INSTRUCTION) -> list[dict[str, str]]:
+    """Chat messages for one question (``instruction`` "" sends the question alone)."""
+    return [{"role": "user", "content": f"{question}\n{instruction}" if instruction else question}]
 
 
-def build_prompt(question: str, tokenizer: Any) -> str:
+def build_prompt(question: str, tokenizer: Any, instruction: str = INSTRUCTION) -> str:
     """The chat-templated prompt string (generation prompt added), ready to tokenize
-    with ``add_special_tokens=False``."""
+    with ``add_special_tokens=False``. ``instruction`` "" leaves the question as it is."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(build_messages(question), tokenize=False,
+        return tokenizer.apply_chat_template(build_messages(question, instruction), tokenize=False,
                                              add_generation_prompt=True)
-    return f"Question: {question}\n{INSTRUCTION}\nAnswer:"
+    if not instruction:
+        return f"Question: {question}\nAnswer:"
+    return f"Question: {question}\n{instruction}\nAnswer:"
+
+
+def problem_prompt(problem: Any, tokenizer: Any) -> str:
+    """The prompt of a :class:`~larpo_lite.tasks.Problem`: math problems get the answer-format
+    instruction, UltraFeedback prompts are sent as they are."""
+    instruction = "" if problem.template == "ultrafeedback" else INSTRUCTION
+    return build_prompt(problem.question, tokenizer, instruction)
