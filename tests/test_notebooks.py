@@ -38,6 +38,11 @@ def test_parameters_cell_equals_default_preset(path):
         assert isinstance(node, ast.Assign), "the parameters cell holds plain assignments only"
         values[node.targets[0].id] = ast.literal_eval(node.value)
     Params.from_mapping(values)  # every name is a known parameter of the right type
+    import papermill as pm
+
+    # papermill must see every name, or it silently drops the preset's value for it (a
+    # comment holding "=" or ";" is enough to hide a line from its parser)
+    assert set(pm.inspect_notebook(str(path))) == set(values)
     # default.yaml over the Params defaults (the file may leave a key to its default)
     default = Params.load("default").to_dict()
     for key, value in values.items():
@@ -84,3 +89,26 @@ def test_two_notebooks_side_by_side(tmp_path):
     for p in outs:
         nb = nbformat.read(p, as_version=4)
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_alignment_notebooks_run_on_a_reward_scored_task(tmp_path, uf_dir):
+    """04, 06 and 07 with ``alignment_task: ultrafeedback`` (a local folder in its shape) and a
+    reward model: they rank, train and report mean rewards instead of accuracies."""
+    over = {"alignment_task": "ultrafeedback", "alignment_source": str(uf_dir),
+            "reward_model": "tiny-random-rm", "reports_dir": str(tmp_path / "reports"),
+            "figures_dir": str(tmp_path / "figures")}
+    outs = run_notebooks("smoke", only=["04", "06", "07"], out_dir=tmp_path, overrides=over)
+    assert [p.name[:2] for p in outs] == ["04", "06", "07"]
+    for p in outs:
+        nb = nbformat.read(p, as_version=4)
+        assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+        text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                       for o in c.get("outputs", []))
+        assert "task=ultrafeedback" in text and "mean reward" in text, p.name
+    r04 = json.loads((tmp_path / "reports" / "04_ranking_losses.json").read_text())
+    rows = r04["metrics"]["results"]
+    assert all("reward@2" in r and "pass@2" not in r for r in rows)
+    r07 = json.loads((tmp_path / "reports" / "07_larpo_loop.json").read_text())
+    runs = r07["metrics"]["runs"]
+    assert all("test_reward@2" in rows[-1] for rows in runs.values())

@@ -39,3 +39,22 @@ def test_report_from_metrics_files(tmp_path):
     text = path.read_text()
     assert "| SFT raises greedy accuracy |" in text and "not run" in text
     assert "03_training_stage.json" in text
+
+
+def test_mean_rewards_get_a_direction_not_a_binomial_verdict(tmp_path):
+    params = {"n_test": 32, "alignment_task": "ultrafeedback", "task": "gsm8k",
+              "model_name": "m", "preset": "p"}
+    runs = {"listmle": [{"test_greedy": 0.0}], "iterative DPO": [{"test_greedy": 0.0}]}
+    for gap, want in ((0.01, R.DIRECTION), (-0.01, R.NOT)):
+        acc = {"init": -0.2, "listmle": -0.1 + gap, "iterative DPO": -0.1, "offline DPO": -0.3}
+        (tmp_path / "07_larpo_loop.json").write_text(json.dumps(
+            {"params": params, "metrics": {"test_greedy": acc, "runs": runs}}))
+        rows = {r["finding"]: r for r in R.findings(tmp_path)}
+        assert rows["LARPO beats iterative DPO"]["verdict"] == want
+    # the same gap in accuracy is within binomial noise
+    (tmp_path / "07_larpo_loop.json").write_text(json.dumps(
+        {"params": {**params, "alignment_task": ""}, "metrics": {"test_greedy": {
+            "listmle": 0.51, "iterative DPO": 0.50}, "runs": runs}}))
+    assert {r["finding"]: r for r in R.findings(tmp_path)}["LARPO beats iterative DPO"]["verdict"] == R.PARTLY
+    text = R.write_report(tmp_path).read_text()
+    assert "m on gsm8k (preset p)" in text  # alignment_task "" here: the report names the task
