@@ -50,6 +50,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_loop(args: argparse.Namespace) -> int:
     import json
+    import os
     from pathlib import Path
 
     from .config import Params
@@ -64,7 +65,7 @@ def _cmd_loop(args: argparse.Namespace) -> int:
         "temperatures": [float(t) for t in args.temperatures.split(",")] if args.temperatures else None,
         "seed": args.seed,
     }.items() if v is not None}
-    cfg = LoopConfig.from_params(params, **over)
+    cfg = LoopConfig.from_params(params, alignment=args.alignment, **over)
     if args.baseline == "offline":
         cfg = offline_config(cfg)
     elif args.baseline == "iterative-dpo":
@@ -72,6 +73,8 @@ def _cmd_loop(args: argparse.Namespace) -> int:
     name = args.baseline or "-".join(x for x in (cfg.objective, cfg.negative_tier, cfg.memory) if x)
     out = Path(args.out) if args.out else repo_root() / "runs" / params.preset / "loop" / name
     rows = run_loop(cfg, out, resume=not args.no_resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch: the main process reports
+        return 0
     for r in rows:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}))
     print(f"[larpo-lite] results in {out / 'results.jsonl'}")
@@ -132,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--seed", type=int, default=None)
     lp.add_argument("--out", default=None, help="run folder (default runs/<preset>/loop/<name>)")
     lp.add_argument("--no-resume", action="store_true", help="start over in the run folder")
+    lp.add_argument("--alignment", action="store_true",
+                    help="the preset's alignment_task (e.g. UltraFeedback with its reward model), "
+                         "as notebooks 04, 06 and 07 run it")
     lp.set_defaults(func=_cmd_loop)
 
     tu = sub.add_parser("tune", help="choose lr and beta on the validation split (one DPO round each)")

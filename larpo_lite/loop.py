@@ -216,6 +216,27 @@ def _sample_seed(cfg: LoopConfig, s: int) -> int:
     return cfg.seed + 7919 * (s - 1)
 
 
+def _world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _wait_for(path: Path, what: str, poll: float = 1.0) -> None:
+    """A non-main process waits for the main one to write ``path`` (a file, not a collective:
+    sampling a round at 7B can outlast a process group's barrier timeout). If the main process
+    dies, the launcher ends this one too."""
+    t0 = report = time.perf_counter()
+    while not path.exists():
+        time.sleep(poll)
+        if time.perf_counter() - report > 1800:
+            report = time.perf_counter()
+            print(f"[rank {os.environ.get('RANK')}] waiting for {what} ({path}) for "
+                  f"{(report - t0) / 60:.0f} min", flush=True)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
@@ -267,15 +288,28 @@ class _Run:
         self.cfg, self.out = cfg, out_dir
         self.models = models
         self.device = models.pick_device(cfg.device)
+        if self.device.type == "cuda" and _world() > 1:  # one GPU per process
+            import torch
+
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
         self.sample_dtype = models.pick_dtype(cfg.dtype, self.device)
         src = cfg.task_source or None
         self.train_problems = load_task(cfg.task, "train", cfg.iterations * cfg.prompts_per_iter, src)
         self.val = load_task(cfg.task, "validation", cfg.n_val, src) if cfg.n_val else []
         self.test = load_task(cfg.task, "test", cfg.n_test, src)
-        self.reranker = (get_reranker("reward_model", model_name=cfg.reward_model)
-                         if cfg.reward_model else get_reranker(cfg.reranker))
+        self._reranker: Any = None
         self.model: Any = None
         self.tok: Any = None
+
+    @property
+    def reranker(self) -> Any:
+        """Loaded on first use: under several processes only the main one ranks and scores."""
+        if self._reranker is None:
+            cfg = self.cfg
+            self._reranker = (get_reranker("reward_model", model_name=cfg.reward_model, device=str(self.device))
+                              if cfg.reward_model else get_reranker(cfg.reranker))
+        return self._reranker
 
     # ---- policy
     def load_initial(self) -> tuple[Any, Any]:
@@ -412,8 +446,7 @@ class _Run:
             reference = ReferenceCache(batch_size=16, max_length=512)
             reference.compute(init, self.tok, [(x.prompt, r) for x in data for r in x.responses])
             del init
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        lps = balanced_lists_per_step(len(data), cfg.lists_per_step, multiple_of=cfg.grad_accum * world)
+        lps = balanced_lists_per_step(len(data), cfg.lists_per_step, multiple_of=cfg.grad_accum * _world())
         tc = TrainConfig(objective=cfg.objective, beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs,
                          lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000 + s,
                          dtype=cfg.train_dtype, grad_accum=cfg.grad_accum,
@@ -423,24 +456,24 @@ class _Run:
         with warnings.catch_warnings():  # the few lists left out change with each epoch's shuffle
             warnings.filterwarnings("ignore", message=".*left out of each epoch.*")
             res = train_ranking(self.model, self.tok, data, tc, reference=reference)
-        ck = self.out / f"ckpt_iter{s}"
-        tmp = self.out / f".ckpt_iter{s}.tmp"
-        if tmp.exists():
+        if _is_main():
             import shutil
 
-            shutil.rmtree(tmp)
-        res.model.save_pretrained(tmp)
-        if ck.exists():
-            import shutil
-
-            shutil.rmtree(ck)
-        tmp.replace(ck)
+            ck = self.out / f"ckpt_iter{s}"
+            tmp = self.out / f".ckpt_iter{s}.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            res.model.save_pretrained(tmp)
+            if ck.exists():
+                shutil.rmtree(ck)
+            tmp.replace(ck)
         self.model = res.model.merge_and_unload() if _lora(cfg) else res.model
         self.model.larpo_name = cfg.model_name
         self.model.eval()
         acc = [r["accuracy"] for r in res.logs if r["accuracy"] is not None]
         return {"train_steps": len(res.logs), "loss_first": res.losses[0], "loss_last": res.losses[-1],
-                "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds}
+                "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds,
+                "train_processes": res.meta["num_processes"]}
 
 
 def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
@@ -456,12 +489,18 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
 
     Row 0 is the initial policy's evaluation; row ``s`` has the lists, training and
     evaluation of iteration ``s`` and ``reference`` records which reference was used.
+
+    Under ``accelerate launch`` with several processes (``WORLD_SIZE`` > 1) only the main
+    process samples, ranks, evaluates and writes files; the others wait for each round's
+    lists file, then all train together (DDP: each process a share of every step's lists)
+    and hold the same updated policy. ``train_processes`` in each row records how many trained.
     """
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     conf_path, res_path = out / "config.json", out / "results.jsonl"
     conf = cfg.to_dict()
+    main, world = _is_main(), _world()
     if resume and conf_path.is_file():
         old = json.loads(conf_path.read_text())
         if old != conf:
@@ -471,46 +510,70 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         rows = read_results(out)
     else:
         rows = []
-        if res_path.exists():
+    state = None
+    if world > 1:  # every process has read the same rows before the main one writes anything
+        import torch
+        from accelerate import PartialState
+
+        from .models import pick_device
+
+        state = PartialState(cpu=pick_device(cfg.device).type == "cpu" and not torch.cuda.is_available())
+        state.wait_for_everyone()
+    if main:
+        if not rows and res_path.exists():
             res_path.unlink()
-    _write_atomic(conf_path, json.dumps(conf, indent=1))
+        _write_atomic(conf_path, json.dumps(conf, indent=1))
     last = cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
     if rows and rows[-1]["iteration"] >= last:  # finished already: nothing to load
         return rows
+    done = [r["iteration"] for r in rows if r["iteration"] > 0]
+    if main:  # lists of an unfinished round come from a killed run: they are sampled again
+        for s in range(len(done) + 1, cfg.iterations + 1):
+            (out / f"lists_iter{s}.jsonl").unlink(missing_ok=True)
+    if state is not None:
+        state.wait_for_everyone()
     run = _Run(cfg, out)
     run.model, run.tok = run.load_initial()
     run.model.larpo_name = cfg.model_name
     # replay the finished iterations: their checkpoints, in order
-    done = [r["iteration"] for r in rows if r["iteration"] > 0]
     for s in done:
         run.apply_checkpoint(s)
     history = [_read_lists(out / f"lists_iter{s}.jsonl") for s in done]
-    if not rows:
+    if not rows and main:
         t0 = time.perf_counter()
         rows.append({"iteration": 0, "reference": cfg.reference, **run.evaluate(0),
                      "seconds": time.perf_counter() - t0})
         _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
     bar = progress(total=cfg.iterations, initial=len(done), desc=f"loop {cfg.objective}",
-                   **({} if cfg.show_progress else {"disable": True}))
+                   **({} if cfg.show_progress and main else {"disable": True}))
     for s in range(len(done) + 1, last + 1):
         t0 = time.perf_counter()
-        items, info = run.build_lists(s)
-        _write_lists(out / f"lists_iter{s}.jsonl", items)
+        lists_path = out / f"lists_iter{s}.jsonl"
+        if main:  # the main process samples, ranks and writes the round's lists ...
+            items, info = run.build_lists(s)
+            _write_lists(lists_path, items)
+        else:  # ... the others read them, then every process trains on them together
+            _wait_for(lists_path, f"the lists of round {s}")
+            items, info = _read_lists(lists_path), {}
         history.append(items)
         data = L.merge_memory(history, cfg.memory)
         row: dict[str, Any] = {"iteration": s, "reference": cfg.reference, "lists": len(items),
                                "train_lists": len(data), **info}
         if data:
             row.update(run.train(s, data))
-        else:  # nothing to learn from: the policy stays, the checkpoint is the policy
+        elif main:  # nothing to learn from: the policy stays, the checkpoint is the policy
             row["note"] = "no list had a better and a worse response; no training"
             _save_unchanged(run, s)
-        row.update(run.evaluate(s))
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
-        _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
+        if main:
+            row.update(run.evaluate(s))
+            row["seconds"] = time.perf_counter() - t0
+            rows.append(row)
+            _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
         bar.update(1)
     bar.close()
+    if not main:  # return what the main process wrote once it has evaluated the last round
+        while not (rows := read_results(out)) or rows[-1]["iteration"] < last:
+            time.sleep(1.0)
     return rows
 
 

@@ -136,3 +136,38 @@ def test_run_shared_waits_for_a_run_in_progress(tmp_path, monkeypatch):
     t.join(timeout=300)
     assert [r["iteration"] for r in got["rows"]] == [0, 1]
     assert loop.run_shared(cfg, "any") == got["rows"]  # finished: read back, not rerun
+
+
+@pytest.mark.slow
+def test_two_processes_run_the_loop_once(tmp_path):
+    """``accelerate launch`` with 2 CPU processes (torchrun + gloo): the main process samples,
+    ranks, evaluates and writes; both train on every round's lists. Same samples and lists as
+    one process, losses within DDP rounding, and one set of files."""
+    import socket
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1", "CI": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    script = str(root / "tests" / "_accel_loop.py")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run([sys.executable, script, str(one)], cwd=root, env=env, check=True,
+                   capture_output=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                           "--dynamo_backend", "no", "--main_process_port", str(port), script, str(two)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = read_results(one), read_results(two)
+    assert [r["iteration"] for r in b] == [0, 1, 2]
+    assert [r["train_processes"] for r in b[1:]] == [2, 2]  # as the trainer's accelerator saw it
+    assert [r["train_processes"] for r in a[1:]] == [1, 1]
+    for s in (1, 2):  # the same lists (round 2 is sampled by the policy trained in round 1)
+        assert (one / f"lists_iter{s}.jsonl").read_text() == (two / f"lists_iter{s}.jsonl").read_text()
+    for ra, rb in zip(a[1:], b[1:], strict=True):
+        assert ra["train_steps"] == rb["train_steps"] > 0
+        assert rb["loss_first"] == pytest.approx(ra["loss_first"], rel=1e-4)
+        assert rb["loss_last"] == pytest.approx(ra["loss_last"], rel=1e-3)
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
