@@ -134,43 +134,36 @@ def embedded_model_dir() -> Path:
     return target
 
 
-def tiny_random_dir(seed: int = 0) -> Path:
-    """A 2-layer random Llama with SmolLM2's tokenizer, saved in the cache."""
-    target = cache_dir() / f"{TINY}-s{seed}"
+def _tiny_llama(target: Path, seed: int, hidden: int, model_class: str, **extra: Any) -> Path:
+    """A 2-layer random Llama (``transformers.<model_class>``) with SmolLM2's tokenizer, saved
+    once into ``target``."""
     if (target / "config.json").is_file():
         return target
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    import transformers
+    from transformers import AutoTokenizer, LlamaConfig
 
     tok = AutoTokenizer.from_pretrained(embedded_model_dir())
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, tie_word_embeddings=True,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id)
+                         max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = getattr(transformers, model_class)(config)
     _save_atomically(model, tok, target)
     return target
+
+
+def tiny_random_dir(seed: int = 0) -> Path:
+    """A 2-layer random Llama with SmolLM2's tokenizer, saved in the cache."""
+    return _tiny_llama(cache_dir() / f"{TINY}-s{seed}", seed, 64, "LlamaForCausalLM",
+                       tie_word_embeddings=True)
 
 
 def tiny_reward_model_dir(seed: int = 0) -> Path:
     """A 2-layer random Llama sequence classifier (one label) with SmolLM2's tokenizer and
     chat template, saved in the cache: a stand-in reward model for tests."""
-    target = cache_dir() / f"{TINY_RM}-s{seed}"
-    if (target / "config.json").is_file():
-        return target
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    tok = AutoTokenizer.from_pretrained(embedded_model_dir())
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, num_labels=1,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id)
-    torch.manual_seed(seed)
-    model = LlamaForSequenceClassification(config)
-    _save_atomically(model, tok, target)
-    return target
+    return _tiny_llama(cache_dir() / f"{TINY_RM}-s{seed}", seed, 32, "LlamaForSequenceClassification",
+                       num_labels=1)
 
 
 def resolve_model_path(name: str) -> str:
