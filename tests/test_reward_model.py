@@ -5,25 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from larpo_lite.models import ModelLoadError, tiny_random_dir
+from larpo_lite.models import ModelLoadError, tiny_reward_model_dir
 from larpo_lite.rewards import RewardModelReranker, get_reranker
 
 
 @pytest.fixture(scope="module")
-def rm_dir(tmp_path_factory):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    tok = AutoTokenizer.from_pretrained(tiny_random_dir())
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         num_labels=1, pad_token_id=tok.pad_token_id,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    model = LlamaForSequenceClassification(config)
-    path = tmp_path_factory.mktemp("rm")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+def rm_dir():
+    """``tiny-random-rm``: a 2-layer random Llama classifier (one label), saved locally."""
+    return tiny_reward_model_dir()
 
 
 @pytest.fixture(scope="module")
