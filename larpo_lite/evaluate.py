@@ -40,26 +40,23 @@ def is_verified(problems: Sequence[Problem]) -> bool:
 def score_responses(problems: Sequence[Problem], texts: Sequence[Sequence[str]],
                     reranker: Reranker | None = None) -> np.ndarray:
     """Scores ``[P, k]`` of ``k`` responses per problem: 0/1 from the verifier when the
-    problems have gold answers, else the reward model's rewards (``reranker`` required;
-    batched across problems through its ``score_pairs`` when it has one)."""
+    problems have gold answers, else the rewards of ``reranker`` (a reward model: its
+    ``score_pairs``, batched across problems)."""
     if len(problems) != len(texts):
         raise ValueError(f"{len(problems)} problems for {len(texts)} response lists")
     if is_verified(problems):
         return np.array([[float(is_correct(t, p.answer)) for t in ts]
                          for p, ts in zip(problems, texts, strict=True)], dtype=np.float64)
-    if reranker is None or getattr(reranker, "name", "") != "reward_model":
+    if not hasattr(reranker, "score_pairs"):
         raise ValueError("these problems have no gold answer (a reward-scored task such as "
                          "ultrafeedback): pass a reward model as reranker (reward_model=...)")
     sizes = {len(ts) for ts in texts}
     if len(sizes) > 1:
         raise ValueError(f"score_responses needs as many responses for every problem, got {sorted(sizes)}")
     k = sizes.pop() if sizes else 0
-    if hasattr(reranker, "score_pairs"):
-        flat = reranker.score_pairs([p.question for p in problems for _ in range(k)],
-                                    [t for ts in texts for t in ts])
-        return np.asarray(flat, dtype=np.float64).reshape(len(problems), k)
-    return np.array([reranker.score(list(ts), prompt=p.question)
-                     for p, ts in zip(problems, texts, strict=True)], dtype=np.float64).reshape(len(problems), k)
+    flat = reranker.score_pairs([p.question for p in problems for _ in range(k)],  # one batched pass
+                                [t for ts in texts for t in ts])
+    return np.asarray(flat, dtype=np.float64).reshape(len(problems), k)
 
 
 @dataclass

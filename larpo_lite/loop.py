@@ -42,7 +42,7 @@ from . import lists as L
 from .evaluate import CandidateSet, greedy_eval, sample_candidates, score_candidates
 from .logprobs import ReferenceCache
 from .progress import progress
-from .rewards import get_reranker
+from .rewards import reranker_for
 from .tasks import Problem, has_verifier, load_task
 from .trainer import (
     RANKING_OBJECTIVES,
@@ -307,8 +307,7 @@ class _Run:
         """Loaded on first use: under several processes only the main one ranks and scores."""
         if self._reranker is None:
             cfg = self.cfg
-            self._reranker = (get_reranker("reward_model", model_name=cfg.reward_model, device=str(self.device))
-                              if cfg.reward_model else get_reranker(cfg.reranker))
+            self._reranker = reranker_for(cfg.reward_model, cfg.reranker, device=str(self.device))
         return self._reranker
 
     # ---- policy

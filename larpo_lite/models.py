@@ -134,12 +134,11 @@ def embedded_model_dir() -> Path:
     return target
 
 
-def _tiny_llama(target: Path, seed: int, hidden: int, model_class: str, **extra: Any) -> Path:
-    """A 2-layer random Llama (``transformers.<model_class>``) with SmolLM2's tokenizer, saved
-    once into ``target``."""
+def _tiny_llama(target: Path, seed: int, hidden: int, model_class: Any, **extra: Any) -> Path:
+    """A 2-layer random Llama (``model_class``: a transformers Llama class) with SmolLM2's
+    tokenizer, saved once into ``target``."""
     if (target / "config.json").is_file():
         return target
-    import transformers
     from transformers import AutoTokenizer, LlamaConfig
 
     tok = AutoTokenizer.from_pretrained(embedded_model_dir())
@@ -148,21 +147,25 @@ def _tiny_llama(target: Path, seed: int, hidden: int, model_class: str, **extra:
                          max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
     torch.manual_seed(seed)
-    model = getattr(transformers, model_class)(config)
+    model = model_class(config)
     _save_atomically(model, tok, target)
     return target
 
 
 def tiny_random_dir(seed: int = 0) -> Path:
     """A 2-layer random Llama with SmolLM2's tokenizer, saved in the cache."""
-    return _tiny_llama(cache_dir() / f"{TINY}-s{seed}", seed, 64, "LlamaForCausalLM",
+    from transformers import LlamaForCausalLM
+
+    return _tiny_llama(cache_dir() / f"{TINY}-s{seed}", seed, 64, LlamaForCausalLM,
                        tie_word_embeddings=True)
 
 
 def tiny_reward_model_dir(seed: int = 0) -> Path:
     """A 2-layer random Llama sequence classifier (one label) with SmolLM2's tokenizer and
     chat template, saved in the cache: a stand-in reward model for tests."""
-    return _tiny_llama(cache_dir() / f"{TINY_RM}-s{seed}", seed, 32, "LlamaForSequenceClassification",
+    from transformers import LlamaForSequenceClassification
+
+    return _tiny_llama(cache_dir() / f"{TINY_RM}-s{seed}", seed, 32, LlamaForSequenceClassification,
                        num_labels=1)
 
 

@@ -176,6 +176,15 @@ def get_reranker(name: str, **kwargs: Any) -> Reranker:
     return RERANKERS[name](**kwargs)
 
 
+def reranker_for(reward_model: str, fallback: str = "verifier", **kwargs: Any) -> Reranker:
+    """The reward model ``reward_model`` (a folder or hub id; ``kwargs`` go to
+    :class:`RewardModelReranker`) when it is set, else the reranker named ``fallback``: the
+    ``reward_model`` parameter's rule ("" ranks by the task's verifier)."""
+    if reward_model:
+        return get_reranker("reward_model", model_name=reward_model, **kwargs)
+    return get_reranker(fallback)
+
+
 def best_of_n(scores: Sequence[float]) -> int:
     """Index of the best candidate; ties go to the earliest (sampling order), so best-of-1
     is the first sample."""

@@ -17,15 +17,14 @@ import time
 from typing import Any
 
 from . import cache, evaluate, lists, models, reports, sampling, trainer
-from .rewards import Reranker, VerifierReranker, get_reranker
+from .rewards import Reranker, reranker_for
 from .tasks import load_task
 
 
-def reranker_for(params: Any) -> Reranker:
+def _alignment_reranker(params: Any) -> Reranker:
     """The reranker of the alignment notebooks' setting (``params.task_setting(alignment=True)``):
     the reward model when one is set, else the task's verifier."""
-    rm = params.task_setting(alignment=True).reward_model
-    return get_reranker("reward_model", model_name=rm) if rm else VerifierReranker()
+    return reranker_for(params.task_setting(alignment=True).reward_model)
 
 
 def training_lists(params: Any, strategy: str = "best_worst",
@@ -33,7 +32,7 @@ def training_lists(params: Any, strategy: str = "best_worst",
     """The initial policy's ranked candidates for the preset's training prompts, selected
     with ``strategy`` (cached samples: the same lists as notebook 04)."""
     task, source, _ = params.task_setting(alignment=True)
-    reranker = reranker or reranker_for(params)
+    reranker = reranker or _alignment_reranker(params)
     policy, tok = models.load_policy(params.model_name, device=params.device, dtype=params.dtype)
     s = sampling.make_sampler(params.backend, policy, tok, batch_size=params.batch_size)
     probs = load_task(task, "train", params.n_train_prompts, source)
@@ -52,7 +51,7 @@ def tune(params: Any, lrs: list[float], betas: list[float]) -> dict[str, Any]:
     if not lrs or not betas:
         raise ValueError("give at least one lr and one beta")
     task, source, _ = params.task_setting(alignment=True)
-    reranker = reranker_for(params)
+    reranker = _alignment_reranker(params)
     data, skipped = training_lists(params, reranker=reranker)
     if not data:
         raise ValueError("no training prompt has a better and a worse sample")

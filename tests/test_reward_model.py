@@ -69,3 +69,12 @@ def test_registry_and_bad_input(rm_dir, rm, tmp_path):
     missing = str(tmp_path / "no-such-reward-model")
     with pytest.raises(ModelLoadError, match="no-such-reward-model"):
         RewardModelReranker(missing, device="cpu")
+
+
+def test_reranker_for_follows_the_reward_model_parameter(rm_dir):
+    from larpo_lite.rewards import MajorityVoteReranker, VerifierReranker, reranker_for
+
+    assert isinstance(reranker_for(""), VerifierReranker)
+    assert isinstance(reranker_for("", fallback="majority"), MajorityVoteReranker)
+    rm = reranker_for(str(rm_dir), device="cpu", dtype="float32", batch_size=2)
+    assert isinstance(rm, RewardModelReranker) and rm.batch_size == 2

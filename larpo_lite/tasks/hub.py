@@ -12,8 +12,13 @@ from pathlib import Path
 from .answers import extract_answer
 from .mini_gsm import Problem
 
+_OFFLINE_HINT = ("pass a local .json/.jsonl file, or use the committed mini-GSM splits "
+                 "(larpo_lite.tasks.load_split)")
 
-def _load_rows(source: str, split: str, config: str | None) -> list[dict]:
+
+def _load_rows(source: str, split: str, config: str | None, hint: str = _OFFLINE_HINT) -> list[dict]:
+    """Rows of a hub dataset split, or of local .json/.jsonl files (a file, or every such file
+    of a folder); a failure is a RuntimeError naming ``source`` and saying what to do offline."""
     from datasets import load_dataset
 
     p = Path(source)
@@ -27,8 +32,7 @@ def _load_rows(source: str, split: str, config: str | None) -> list[dict]:
             ds = load_dataset(source, config, split=split)
     except (FileNotFoundError, ConnectionError, OSError, ValueError) as e:
         raise RuntimeError(
-            f"could not load dataset {source!r} (split {split!r}): {e}. Without network, pass a "
-            "local .json/.jsonl file, or use the committed mini-GSM splits (larpo_lite.tasks.load_split)."
+            f"could not load dataset {source!r} (split {split!r}): {e}. Without network, {hint}."
         ) from e
     return list(ds)
 

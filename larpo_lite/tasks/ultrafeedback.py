@@ -26,27 +26,21 @@ _HUB_SPLIT = {"train": "train_prefs", "validation": "train_prefs", "test": "test
 
 
 def _rows(source: str, hub_split: str) -> list[dict[str, Any]]:
-    from datasets import load_dataset
+    """The rows of a hub split, or of ``<folder>/<hub_split>.jsonl`` for a local folder."""
+    from .hub import _load_rows
 
     p = Path(source)
-    try:
-        if p.is_dir():
-            f = p / f"{hub_split}.jsonl"
-            if not f.is_file():
-                raise FileNotFoundError(f"{p} has no {f.name} (a local UltraFeedback folder holds "
-                                        "train_prefs.jsonl and test_prefs.jsonl)")
-            ds = load_dataset("json", data_files=str(f), split="train")
-        elif p.exists():
-            raise ValueError(f"{p} is a file; give the folder holding train_prefs.jsonl and "
-                             "test_prefs.jsonl")
-        else:
-            ds = load_dataset(source, split=hub_split)
-    except (FileNotFoundError, ConnectionError, OSError, ValueError) as e:
-        raise RuntimeError(
-            f"could not load UltraFeedback from {source!r} (split {hub_split!r}): {e}. Without "
-            "network, pass a local folder with train_prefs.jsonl and test_prefs.jsonl."
-        ) from e
-    return list(ds)
+    if p.is_dir():
+        f = p / f"{hub_split}.jsonl"
+        if not f.is_file():
+            raise RuntimeError(f"{p} has no {f.name} (a local UltraFeedback folder holds "
+                               "train_prefs.jsonl and test_prefs.jsonl)")
+        source = str(f)
+    elif p.exists():
+        raise RuntimeError(f"{p} is a file; give the folder holding train_prefs.jsonl and "
+                           "test_prefs.jsonl")
+    return _load_rows(source, hub_split, None,
+                      hint="pass a local folder with train_prefs.jsonl and test_prefs.jsonl")
 
 
 def _chosen_text(chosen: Any) -> str:
