@@ -318,11 +318,9 @@ class _Run:
         return self.models.load_policy(self.cfg.model_name, device=self.device, dtype=dtype)
 
     def sampler(self, model: Any) -> Any:
-        import torch
-
         from .sampling import make_sampler
 
-        if self.sample_dtype != torch.float32:  # sample in the preset's dtype (a copy)
+        if next(model.parameters()).dtype != self.sample_dtype:  # sample in the preset's dtype (a copy)
             import copy
 
             model = copy.deepcopy(model).to(self.sample_dtype)

@@ -66,7 +66,10 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
         for n, proc in list(running.items()):
             if proc.poll() is not None:
                 del running[n]
-                (finished.add(n) if proc.returncode == 0 else failed.append(n))
+                if proc.returncode == 0:
+                    finished.add(n)
+                else:
+                    failed.append(n)
     if failed:
         raise RuntimeError(f"notebook(s) {failed} failed (preset {preset}); see the output above "
                            f"and the executed copies in {out}")

@@ -171,3 +171,18 @@ def test_two_processes_run_the_loop_once(tmp_path):
         assert rb["loss_first"] == pytest.approx(ra["loss_first"], rel=1e-4)
         assert rb["loss_last"] == pytest.approx(ra["loss_last"], rel=1e-3)
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+
+
+def test_the_sampler_copies_the_policy_only_to_change_its_dtype(tmp_path):
+    """A bf16 LoRA policy (gpu-7b) samples as it is; an fp32 policy sampling in bf16 gets a copy."""
+    from larpo_lite.loop import _Run
+
+    for dtype, train, copied in (("float32", "float32", False), ("bfloat16", "bfloat16", False),
+                                 ("bfloat16", "float32", True)):
+        cfg = LoopConfig(model_name="tiny-random", device="cpu", dtype=dtype, train_dtype=train,
+                         n_val=0, n_test=1)
+        run = _Run(cfg, tmp_path)
+        run.model, run.tok = run.load_initial()
+        sampler = run.sampler(run.model)
+        assert (sampler.model is not run.model) == copied
+        assert str(next(sampler.model.parameters()).dtype) == f"torch.{dtype}"
