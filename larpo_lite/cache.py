@@ -5,7 +5,9 @@ Keyed by model name, dtype, backend, batch size, problems, k, temperature, top-p
 max_new_tokens and seed: everything that changes the samples. Files are JSON lines
 (one row per problem) under ``runs/cache/candidates/`` that ``datasets`` can load with
 ``load_dataset("json", data_files=...)``. Only cache a policy whose weights are fully
-named by ``model_name`` (the initial policy), never a policy in training.
+named by ``model_name`` (the initial policy), never a policy in training. A cache file that
+cannot be read back (cut, garbage, other problems) is renamed ``<name>.corrupt`` with a
+warning and sampled again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .evaluate import CandidateSet, prompts_for, sample_candidates
+from .jsonl import CorruptFileError, read_jsonl
 from .paths import repo_root
 from .sampling import Generation, Sampler
 from .tasks import Problem
@@ -67,11 +71,20 @@ def save_candidates(cands: CandidateSet, path: str | Path) -> Path:
     return path
 
 
+_FIELDS = ("id", "prompt", "texts", "num_tokens", "finished", "correct", "temperature", "top_p",
+           "model_name", "backend", "seed")
+
+
 def load_candidates(path: str | Path, problems: Sequence[Problem]) -> CandidateSet:
-    """Read a file written by ``save_candidates`` (problems must match, in order)."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """Read a file written by ``save_candidates`` (problems must match, in order).
+
+    Raises:
+        CorruptFileError: a damaged line (named), or rows that are not ``problems``."""
+    remedy = "delete the file and sample again"
+    rows = read_jsonl(path, required=_FIELDS, remedy=remedy)
     if [r["id"] for r in rows] != [p.id for p in problems]:
-        raise ValueError(f"{path}: cached problems do not match the requested ones")
+        raise CorruptFileError(path, None, f"{len(rows)} cached problems do not match the "
+                               f"{len(problems)} requested ones", remedy)
     gens = [Generation(prompt=r["prompt"], texts=r["texts"], num_tokens=r["num_tokens"],
                        finished=r["finished"], temperature=r["temperature"], top_p=r["top_p"],
                        model_name=r["model_name"], backend=r["backend"], seed=r["seed"],
@@ -88,7 +101,16 @@ def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: 
     key = candidates_key(sampler, problems, k, temperature, max_new_tokens, top_p, seed, prompts)
     path = Path(root or cache_root()) / f"{sampler.model_name.replace('/', '_')}-T{temperature}-k{k}-{key}.jsonl"
     if path.is_file():
-        return load_candidates(path, problems)
+        try:
+            return load_candidates(path, problems)
+        except CorruptFileError as e:
+            aside = path.with_name(path.name + ".corrupt")
+            try:
+                path.replace(aside)
+            except FileNotFoundError:  # another process moved it aside first
+                pass
+            warnings.warn(f"unreadable candidate cache moved aside to {aside}, sampling again: {e}",
+                          stacklevel=2)
     cands = sample_candidates(sampler, problems, tokenizer, k=k, temperature=temperature,
                               max_new_tokens=max_new_tokens, top_p=top_p, seed=seed)
     save_candidates(cands, path)

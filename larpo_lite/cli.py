@@ -1,4 +1,9 @@
-"""The ``larpo-lite`` command line."""
+"""The ``larpo-lite`` command line.
+
+An expected failure (a bad parameter or option, a missing or corrupt file, a model or dataset
+that cannot be loaded, a missing device) ends in one line, ``larpo-lite: error: ...``, naming
+the file or parameter, with exit code 2; any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,17 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+
+
+def _floats(option: str, text: str, positive: bool = False) -> list[float]:
+    """A comma-separated option as floats; a bad item is a ValueError naming the option."""
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+    if positive and not all(v > 0 for v in values):
+        raise ValueError(f"{option}: every value must be > 0, got {text!r}")
+    return values
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
@@ -54,29 +70,34 @@ def _cmd_loop(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import Params
-    from .loop import LoopConfig, iterative_dpo_config, offline_config, run_loop
+    from .loop import LoopConfig, iterative_dpo_config, offline_config, run_locked
     from .paths import repo_root
 
-    params = Params.load(args.preset)
-    over = {k: v for k, v in {
-        "objective": args.objective, "negative_tier": args.tier, "memory": args.memory,
-        "reference": args.reference, "iterations": args.iterations, "k": args.k,
-        "prompts_per_iter": args.prompts_per_iter, "strategy": args.strategy,
-        "temperatures": [float(t) for t in args.temperatures.split(",")] if args.temperatures else None,
-        "seed": args.seed,
-    }.items() if v is not None}
+    # options that are preset parameters go through Params (its checks name the option)
+    options = {"iterations": ("--iterations", args.iterations),
+               "prompts_per_iter": ("--prompts-per-iter", args.prompts_per_iter),
+               "k_train": ("--k", args.k), "memory": ("--memory", args.memory),
+               "reference": ("--reference", args.reference), "seed": ("--seed", args.seed),
+               "loop_temperatures": ("--temperatures", _floats("--temperatures", args.temperatures)
+                                     if args.temperatures else None)}
+    given = {k: v for k, (_, v) in options.items() if v is not None}
+    params = Params.load_with(args.preset, given, {k: o for k, (o, _) in options.items()})
+    over = {k: v for k, v in {"objective": args.objective, "negative_tier": args.tier,
+                              "strategy": args.strategy}.items() if v is not None}
     cfg = LoopConfig.from_params(params, alignment=args.alignment, **over)
     if args.baseline == "offline":
         cfg = offline_config(cfg)
     elif args.baseline == "iterative-dpo":
         cfg = iterative_dpo_config(cfg)
+    cfg.validate()  # before any model loads or any file is written
     name = args.baseline or "-".join(x for x in (cfg.objective, cfg.negative_tier, cfg.memory) if x)
     out = Path(args.out) if args.out else repo_root() / "runs" / params.preset / "loop" / name
-    rows = run_loop(cfg, out, resume=not args.no_resume)
+    rows = run_locked(cfg, out, resume=not args.no_resume)  # a finished run: read back, no lock
     if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch: the main process reports
         return 0
-    for r in rows:
-        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}))
+    for r in rows:  # the files' sha256 stay in results.jsonl
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                          if k != "sha256"}))
     print(f"[larpo-lite] results in {out / 'results.jsonl'}")
     return 0
 
@@ -86,7 +107,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from .tune import run
 
     params = Params.load(args.preset)
-    out = run(params, [float(x) for x in args.lrs.split(",")], [float(x) for x in args.betas.split(",")])
+    out = run(params, _floats("--lrs", args.lrs, positive=True),
+              _floats("--betas", args.betas, positive=True))
     print(f"[larpo-lite] chosen on validation: {out['chosen']} ({out['path']})")
     return 0
 
@@ -148,12 +170,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that are the user's to fix (see the module doc); others are bugs."""
+    from .errors import LarpoLiteError
+
+    errors: list[type[BaseException]] = [ValueError, OSError, LarpoLiteError]
+    try:
+        from safetensors import SafetensorError  # a truncated or corrupt weights file
+
+        errors.append(SafetensorError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def one_line(err: BaseException) -> str:
+    """``err``'s message on one line (library messages span several)."""
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as e:
-        print(f"larpo-lite: error: {e}", file=sys.stderr)
+    except expected_errors() as e:
+        print(f"larpo-lite: error: {one_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -21,7 +21,12 @@ Each iteration ``s = 1..T``:
 Files of a run (``out_dir``): ``config.json``; ``results.jsonl`` (one row per iteration, row 0
 the initial policy); ``candidates_iter{s}_T{t}.jsonl`` (``datasets.load_dataset("json", ...)``
 reads them); ``lists_iter{s}.jsonl``; ``ckpt_iter{s}/``. A run killed at any point resumes
-from its last finished iteration and ends with the same numbers as an uninterrupted one.
+from its last finished iteration and ends with the same numbers as an uninterrupted one. Each
+row of ``results.jsonl`` records the sha256 of the lists and candidates files its round wrote
+(``sha256``) and the number of lists (``lists``): a resume refuses files that changed since,
+naming them. A finished run is read back without writing anything (a read-only copy works);
+:func:`run_locked` (the ``larpo-lite loop`` command) and :func:`run_shared` hold a lock on the
+folder while there is work to do, so two commands never do the same run twice.
 The initial policy's samples go through :mod:`larpo_lite.cache`, shared by every method.
 Runs started with :func:`run_shared` live in a folder named by a hash of their config, so
 notebooks share identical runs; delete ``runs/<preset>/loop`` after changing the code.
@@ -30,8 +35,10 @@ notebooks share identical runs; delete ``runs/<preset>/loop`` after changing the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +46,9 @@ from typing import Any
 
 from . import cache as cand_cache
 from . import lists as L
+from .errors import LarpoLiteError
 from .evaluate import CandidateSet, greedy_eval, sample_candidates, score_candidates
+from .jsonl import CorruptFileError, read_jsonl
 from .logprobs import ReferenceCache
 from .progress import progress
 from .rewards import reranker_for
@@ -179,6 +188,7 @@ class LoopConfig:
         task, source, reward_model = p.task_setting(alignment)
         base = dict(
             model_name=p.model_name, task=task, task_source=source, reward_model=reward_model,
+            reranker=p.reranker,
             train_dtype=p.train_dtype, grad_accum=p.grad_accum, device=p.device, dtype=p.dtype, backend=p.backend,
             batch_size=p.batch_size, iterations=p.iterations, prompts_per_iter=p.prompts_per_iter,
             k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
@@ -248,17 +258,68 @@ def _write_lists(path: Path, items: list[RankedList]) -> None:
                                             "rewards": x.rewards}) + "\n" for x in items))
 
 
+def _start_over(out: Path) -> str:
+    """What to do about a run folder whose files are damaged or changed."""
+    return f"start over with --no-resume (resume=False), or delete {out}"
+
+
 def _read_lists(path: Path) -> list[RankedList]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path, required=("prompt", "responses", "rewards"),
+                      remedy=_start_over(path.parent))
     return [RankedList(r["prompt"], r["responses"], r["rewards"]) for r in rows]
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``results.jsonl`` (row 0: the initial policy), [] if none yet."""
+    """The rows of ``results.jsonl`` (row 0: the initial policy), [] if none yet.
+
+    Raises:
+        CorruptFileError: a damaged line, named with its file and line number."""
     path = Path(out_dir) / "results.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path, required=("iteration",), remedy=_start_over(path.parent))
+
+
+def check_round_files(out_dir: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Refuse to resume on files that are not those the finished rounds wrote.
+
+    Each round's row records the sha256 of its lists and candidates files (``sha256``) and the
+    number of lists (``lists``); rows written before hashes were recorded are checked by
+    their number of lists only.
+
+    Raises:
+        CorruptFileError: naming the missing or changed file and what to do."""
+    out = Path(out_dir)
+    remedy = f"the folder changed after the run wrote it: {_start_over(out)}"
+    for r in rows:
+        s = r["iteration"]
+        if s < 1:
+            continue
+        recorded = r.get("sha256")
+        if recorded is None:  # an older results file: the number of lists is all it recorded
+            lists_path = out / f"lists_iter{s}.jsonl"
+            if not lists_path.is_file():
+                raise CorruptFileError(lists_path, None, f"missing (round {s} wrote it)", remedy)
+            n = len(_read_lists(lists_path))
+            if "lists" in r and n != r["lists"]:
+                raise CorruptFileError(lists_path, None, f"{n} lists where round {s} wrote "
+                                       f"{r['lists']} (results.jsonl)", remedy)
+            continue
+        for name, digest in recorded.items():
+            path = out / name
+            if not path.is_file():
+                raise CorruptFileError(path, None, f"missing (round {s} wrote it)", remedy)
+            if _sha256(path) != digest:
+                raise CorruptFileError(path, None, f"differs from the file round {s} wrote (its "
+                                       "sha256 is recorded in results.jsonl)", remedy)
 
 
 def unrelated_instructions(n: int | None = None) -> list[str]:
@@ -301,13 +362,15 @@ class _Run:
         self._reranker: Any = None
         self.model: Any = None
         self.tok: Any = None
+        self.candidate_files: dict[int, list[Path]] = {}  # round -> the candidates files it wrote
 
     @property
     def reranker(self) -> Any:
         """Loaded on first use: under several processes only the main one ranks and scores."""
         if self._reranker is None:
             cfg = self.cfg
-            self._reranker = reranker_for(cfg.reward_model, cfg.reranker, device=str(self.device))
+            self._reranker = reranker_for(cfg.reward_model, cfg.reranker, device=str(self.device),
+                                          dtype=cfg.dtype)
         return self._reranker
 
     # ---- policy
@@ -329,14 +392,19 @@ class _Run:
 
     def apply_checkpoint(self, s: int) -> None:
         ck = self.out / f"ckpt_iter{s}"
-        if _lora(self.cfg):
-            from peft import PeftModel
+        try:
+            if _lora(self.cfg):
+                from peft import PeftModel
 
-            self.model = PeftModel.from_pretrained(self.model, ck).merge_and_unload()
-        else:
-            from transformers import AutoModelForCausalLM
+                self.model = PeftModel.from_pretrained(self.model, ck).merge_and_unload()
+            else:
+                from transformers import AutoModelForCausalLM
 
-            self.model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
+                self.model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
+        except Exception as e:  # a cut or missing file: safetensors, OSError, ValueError ...
+            raise CorruptFileError(
+                ck, None, f"the checkpoint of round {s} cannot be loaded ({type(e).__name__}: {e})",
+                f"it was cut or changed after the round finished: {_start_over(self.out)}") from e
         self.model.larpo_name = self.cfg.model_name
         self.model.eval()
 
@@ -427,8 +495,9 @@ class _Run:
                 unrelated = [g.texts[0] for g in gens]
             items, skipped = L.hard_negative_pairs(tier_items, cfg.negative_tier, unrelated,
                                                    seed=cfg.seed * 1000 + s)
-        for t, cs in sets:
-            cand_cache.save_candidates(cs, self.out / f"candidates_iter{s}_T{t}.jsonl")
+        self.candidate_files[s] = [self.out / f"candidates_iter{s}_T{t}.jsonl" for t, _ in sets]
+        for (_, cs), path in zip(sets, self.candidate_files[s], strict=True):
+            cand_cache.save_candidates(cs, path)
         info["skipped_prompts"] = skipped
         if has_verifier(cfg.task):
             info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
@@ -494,19 +563,15 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     """
     cfg.validate()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     conf_path, res_path = out / "config.json", out / "results.jsonl"
-    conf = cfg.to_dict()
+    conf_text = json.dumps(cfg.to_dict(), indent=1)
     main, world = _is_main(), _world()
-    if resume and conf_path.is_file():
-        old = json.loads(conf_path.read_text())
-        if old != conf:
-            diff = {k: (old.get(k), v) for k, v in conf.items() if old.get(k) != v}
-            raise ValueError(f"{out} holds a run with a different config {diff}; use another "
-                             "folder or resume=False")
-        rows = read_results(out)
-    else:
-        rows = []
+    rows = _rows_to_resume(cfg, out) if resume else []
+    last = _last_round(cfg, stop_after)
+    if rows and rows[-1]["iteration"] >= last:  # finished already: nothing to load or write
+        return rows
+    check_round_files(out, rows)
+    out.mkdir(parents=True, exist_ok=True)
     state = None
     if world > 1:  # every process has read the same rows before the main one writes anything
         import torch
@@ -519,10 +584,8 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     if main:
         if not rows and res_path.exists():
             res_path.unlink()
-        _write_atomic(conf_path, json.dumps(conf, indent=1))
-    last = cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
-    if rows and rows[-1]["iteration"] >= last:  # finished already: nothing to load
-        return rows
+        if not (conf_path.is_file() and conf_path.read_text() == conf_text):
+            _write_atomic(conf_path, conf_text)
     done = [r["iteration"] for r in rows if r["iteration"] > 0]
     if main:  # lists of an unfinished round come from a killed run: they are sampled again
         for s in range(len(done) + 1, cfg.iterations + 1):
@@ -564,6 +627,7 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         if main:
             row.update(run.evaluate(s))
             row["seconds"] = time.perf_counter() - t0
+            row["sha256"] = {p.name: _sha256(p) for p in [lists_path, *run.candidate_files[s]]}
             rows.append(row)
             _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
         bar.update(1)
@@ -572,6 +636,79 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         while not (rows := read_results(out)) or rows[-1]["iteration"] < last:
             time.sleep(1.0)
     return rows
+
+
+def _last_round(cfg: LoopConfig, stop_after: int | None) -> int:
+    return cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
+
+
+def _rows_to_resume(cfg: LoopConfig, out: Path) -> list[dict[str, Any]]:
+    """The rows of the run in ``out`` (read only); [] if it has none. A different config there
+    is an error."""
+    conf_path = out / "config.json"
+    if not conf_path.is_file():
+        return []
+    try:
+        old = json.loads(conf_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFileError(conf_path, None, f"corrupt JSON ({e})", _start_over(out)) from None
+    conf = cfg.to_dict()
+    if old != conf:
+        diff = {k: (old.get(k), v) for k, v in conf.items() if old.get(k) != v}
+        raise ValueError(f"{out} holds a run with a different config {diff}; use another "
+                         "folder or resume=False")
+    return read_results(out)
+
+
+def finished_rows(cfg: LoopConfig, out_dir: str | Path,
+                  stop_after: int | None = None) -> list[dict[str, Any]] | None:
+    """The rows of a run in ``out_dir`` that has finished (up to ``stop_after``), read without
+    writing anything or taking a lock; None when there is work left (or no run yet).
+
+    Raises:
+        ValueError: the folder holds a run with another config, or a damaged file."""
+    cfg.validate()
+    rows = _rows_to_resume(cfg, Path(out_dir))
+    return rows if rows and rows[-1]["iteration"] >= _last_round(cfg, stop_after) else None
+
+
+class RunInUseError(LarpoLiteError):
+    """Another command holds the lock of a run folder, and this one may not wait for it."""
+
+
+def run_locked(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
+               stop_after: int | None = None) -> list[dict[str, Any]]:
+    """:func:`run_loop` holding an exclusive lock on the folder (``<folder>.lock`` beside it).
+
+    A finished run is read back first, with no lock and no write (a read-only copy of a run
+    prints its results). When another command holds the lock, this one says so and waits,
+    then reads back (or resumes) what the other left: the work is never done twice. With
+    ``resume=False`` it refuses instead (:class:`RunInUseError`): starting over would discard
+    the other command's work while it runs. Under ``accelerate launch`` only the main process
+    takes the lock (the others follow it through :func:`run_loop`)."""
+    import fcntl
+
+    out = Path(out_dir)
+    if resume and (rows := finished_rows(cfg, out, stop_after)) is not None:
+        return rows
+    if not _is_main():
+        return run_loop(cfg, out, resume=resume, stop_after=stop_after)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out.with_name(out.name + ".lock")
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not resume:
+                raise RunInUseError(f"{out} is in use by another run (it holds {lock_path}): wait "
+                                    "for it to finish or stop it before starting over") from None
+            print(f"[larpo-lite] {out} is in use by another run (it holds {lock_path}); waiting "
+                  "for it to finish", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return run_loop(cfg, out, resume=resume, stop_after=stop_after)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _save_unchanged(run: _Run, s: int) -> None:
@@ -602,18 +739,9 @@ def run_dir(cfg: LoopConfig, preset: str) -> Path:
 
 
 def run_shared(cfg: LoopConfig, preset: str) -> list[dict[str, Any]]:
-    """:func:`run_loop` in :func:`run_dir` (resumed, or read back when already finished).
+    """:func:`run_locked` in :func:`run_dir` (resumed, or read back when already finished).
 
-    Holds an exclusive lock on the folder (``<folder>.lock``) while it runs, so two notebooks
-    running side by side (``larpo-lite notebooks --jobs 2``) that need the same run never
-    write it at once: the second waits, then reads the finished run back."""
-    import fcntl
-
-    folder = run_dir(cfg, preset)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return run_loop(cfg, folder, resume=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    Two notebooks running side by side (``larpo-lite notebooks --jobs 2``) that need the same
+    run never write it at once: the second waits on the folder's lock, then reads the
+    finished run back."""
+    return run_locked(cfg, run_dir(cfg, preset), resume=True)

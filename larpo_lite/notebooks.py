@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import Params, load_preset_values, preset_path
+from .errors import LarpoLiteError
 from .paths import repo_root
 
 
@@ -71,7 +72,7 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
                 else:
                     failed.append(n)
     if failed:
-        raise RuntimeError(f"notebook(s) {failed} failed (preset {preset}); see the output above "
+        raise LarpoLiteError(f"notebook(s) {failed} failed (preset {preset}); see the output above "
                            f"and the executed copies in {out}")
     return [out / p.name for p in nbs]
 
@@ -91,7 +92,8 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
 
     values = load_preset_values(preset)
     values.update(overrides or {})
-    params = Params.from_mapping(values, source=str(preset_path(preset)))
+    params = Params.from_mapping(values, source=str(preset_path(preset)),
+                                 key_sources={k: "override" for k in overrides or {}})
     values.setdefault("preset", Path(preset).stem)
     if params.device.startswith("cuda"):  # a GPU preset must not crawl on the CPU instead
         from .models import pick_device
@@ -99,7 +101,7 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
         try:
             pick_device(params.device)
         except RuntimeError as e:
-            raise RuntimeError(f"preset {values['preset']!r} asks for device "
+            raise LarpoLiteError(f"preset {values['preset']!r} asks for device "
                                f"{params.device!r}: {e}") from None
     out = Path(out_dir) if out_dir else repo_root() / "runs" / Path(preset).stem
     out.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,10 @@ from .tasks import load_task
 
 def _alignment_reranker(params: Any) -> Reranker:
     """The reranker of the alignment notebooks' setting (``params.task_setting(alignment=True)``):
-    the reward model when one is set, else the task's verifier."""
-    return reranker_for(params.task_setting(alignment=True).reward_model)
+    the reward model (on the preset's device, in its dtype) when one is set, else the task's
+    verifier."""
+    return reranker_for(params.task_setting(alignment=True).reward_model, device=params.device,
+                        dtype=params.dtype)
 
 
 def training_lists(params: Any, strategy: str = "best_worst",

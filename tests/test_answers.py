@@ -1,6 +1,6 @@
 import pytest
 
-from larpo_lite.tasks import answers_equal, extract_answer, is_correct
+from larpo_lite.tasks import answers_equal, extract_answer, is_correct, normalize_number
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,28 @@ def test_is_correct_numeric_equality():
 def test_extract_answer_rejects_non_str():
     with pytest.raises(TypeError):
         extract_answer(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "value"),
+    [
+        ("#### .5", ".5", "0.5"),
+        ("the answer is -.25 now", "-.25", "-0.25"),
+        ("#### \u22125", "-5", "-5"),
+        ("She ends with \u221212 dollars", "-12", "-12"),
+        ("#### 1e3", "1e3", "1000"),
+        ("so 2.5E-2 of it", "2.5E-2", "0.025"),
+        ("#### 4e", "4", "4"),  # an e without digits ends the number
+        ("v1.2.3", "3", "3"),    # a dot after a word or a dot starts no number
+    ],
+)
+def test_minus_sign_leading_dot_and_scientific_notation(text, expected, value):
+    assert extract_answer(text) == expected
+    assert answers_equal(extract_answer(text), value)
+
+
+def test_these_forms_are_not_read_as_another_number():
+    assert is_correct("#### .5", "0.5") and not is_correct("#### .5", "5")
+    assert is_correct("#### \u22125", "-5") and not is_correct("#### \u22125", "5")
+    assert is_correct("#### 1e3", "1000") and not is_correct("#### 1e3", "3")
+    assert normalize_number("nan") is None and normalize_number("inf") is None

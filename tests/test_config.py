@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import yaml
 
@@ -84,3 +86,74 @@ def test_scientific_notation_without_a_dot_is_a_float(tmp_path):
     f.write_text("lr: 1e-4\nbeta: 3E-1\nepochs: 3\n")
     p = Params.load(str(f))
     assert p.lr == 1e-4 and p.beta == 0.3 and p.epochs == 3 and isinstance(p.epochs, int)
+
+
+BAD_VALUES = [
+    ({"lr": "fast"}, "lr", "must be a float"),
+    ({"lr": 0.0}, "lr", "must be > 0"),
+    ({"lr": float("nan")}, "lr", "must be > 0"),
+    ({"beta": -0.1}, "beta", "must be > 0"),
+    ({"k_train": 0}, "k_train", "must be >= 1"),
+    ({"iterations": -1}, "iterations", "must be >= 0"),
+    ({"temperatures": 0.7}, "temperatures", "must be a list of float"),
+    ({"temperatures": [0.7, -0.1]}, "temperatures", "must be a list of values >= 0"),
+    ({"temperature": -1.0}, "temperature", "must be >= 0"),
+    ({"loop_temperatures": []}, "loop_temperatures", "non-empty"),
+    ({"top_p": 0.0}, "top_p", "in (0, 1]"),
+    ({"top_p": 1.5}, "top_p", "in (0, 1]"),
+    ({"batch_size": 0}, "batch_size", "must be >= 1"),
+    ({"lists_per_step": 0}, "lists_per_step", "must be >= 1"),
+    ({"n_samples": 0}, "n_samples", "must be >= 1"),
+    ({"prompts_per_iter": 0}, "prompts_per_iter", "must be >= 1"),
+    ({"list_sizes": [1, 4]}, "list_sizes", ">= 2"),
+    ({"memory": "everything"}, "memory", "unknown memorization mode 'everything'"),
+    ({"dtype": "float8"}, "dtype", "unknown dtype 'float8'"),
+    ({"objectives": ["pairwise", "dpo"]}, "objectives", "unknown objective 'dpo'"),
+    ({"device": "gpu"}, "device", "auto, cpu, cuda"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "expected"), BAD_VALUES)
+def test_bad_values_are_refused_when_params_are_built(overrides, key, expected):
+    with pytest.raises(ParamsError) as e:
+        Params(**overrides)
+    assert str(e.value).startswith(f"Params: parameter {key!r}") and expected in str(e.value)
+    # an override of a preset is named as the override, not as the preset file
+    with pytest.raises(ParamsError) as e:
+        Params.load("smoke", **overrides)
+    msg = str(e.value)
+    assert msg.startswith(f"override: parameter {key!r}") and "smoke.yaml" not in msg
+    # as the command line wrote it
+    with pytest.raises(ParamsError, match=f"^--my-option: parameter {key!r}"):
+        Params.load_with("smoke", overrides, {key: "--my-option"})
+
+
+def test_a_bad_value_in_a_preset_file_names_the_file(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({**load_preset_values("smoke"), "k_train": 0}))
+    with pytest.raises(ParamsError, match=f"^{path}: parameter 'k_train' must be >= 1, got 0"):
+        Params.load(str(path))
+    # the file's other values are fine: an override that repairs it wins
+    assert Params.load(str(path), k_train=2).k_train == 2
+    with pytest.raises(ParamsError, match="^notebook parameters: parameter 'beta' must be > 0"):
+        Params.from_globals({"beta": 0})
+
+
+def test_good_values_are_normalised():
+    p = Params(lr=1, temperatures=(1, 0.5), iterations=0, n_val=0, eval_samples=0, lora_r=0)
+    assert p.lr == 1.0 and isinstance(p.lr, float) and p.temperatures == [1.0, 0.5]
+    assert dataclasses.replace(p, lr=2e-4).lr == 2e-4
+    with pytest.raises(ParamsError, match="'beta'"):
+        dataclasses.replace(p, beta=0.0)
+
+
+def test_choices_match_the_modules_that_read_them():
+    from larpo_lite import config, lists, loop, models, sampling, trainer
+
+    for name in config.DTYPES:
+        models.pick_dtype(name, "cpu")  # every name is one pick_dtype knows
+    assert config.TRAIN_DTYPES == trainer.DTYPES
+    assert config.BACKENDS == (*sampling.BACKENDS, "auto")
+    assert config.OBJECTIVES == trainer.RANKING_OBJECTIVES
+    assert config.MEMORY == lists.MEMORY and config.TIERS == lists.TIERS
+    assert config.REFERENCES == loop.REFERENCES

@@ -20,6 +20,38 @@ def test_unknown_model_error_names_the_embedded_default(tmp_path, monkeypatch):
         models.load_policy("someone/not-a-real-model-xyz")
 
 
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """No HF_HUB_OFFLINE, and a hub endpoint where nothing listens (as on a machine without
+    network): the name must be refused by one connection attempt, not by download retries."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    models._endpoint_reachable.cache_clear()
+    yield
+    models._endpoint_reachable.cache_clear()
+
+
+def test_unknown_hub_name_fails_at_once_with_did_you_mean(unreachable_hub):
+    assert not models.hub_reachable()
+    with pytest.raises(models.ModelLoadError,
+                       match=r"'smollm2-135m-instrut' \(did you mean 'smollm2-135m-instruct'\?\).*"
+                             r"hub is unreachable"):
+        models.load_policy("smollm2-135m-instrut")
+    with pytest.raises(models.ModelLoadError, match="hub is unreachable") as e:
+        models.load_tokenizer("someone/not-a-real-model-xyz")
+    assert "did you mean" not in str(e.value) and "smollm2-135m-instruct" in str(e.value)
+    from larpo_lite.rewards import reranker_for
+
+    with pytest.raises(models.ModelLoadError, match="did you mean 'tiny-random-rm'"):
+        reranker_for("tiny-random-r-m", device="cpu", dtype="float32")
+
+
+def test_offline_mode_is_unreachable_without_a_connection(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "_endpoint_reachable", lambda *a: pytest.fail("connected"))
+    assert not models.hub_reachable()
+
+
 def test_local_folder_loads_like_a_hub_id(tiny, tmp_path):
     model, tok = tiny
     model.save_pretrained(tmp_path)

@@ -115,3 +115,20 @@ def test_math_loader_on_local_json(tmp_path):
 def test_hub_loader_error_is_clear(tmp_path):
     with pytest.raises(RuntimeError, match="could not load dataset"):
         load_gsm8k(str(tmp_path / "missing-dir" / "none.jsonl"))
+
+
+@pytest.mark.parametrize("gold", ["five", "", "1/2", "nan", True, None])
+def test_a_gold_answer_that_is_not_a_number_is_refused_when_a_split_loads(tmp_path, monkeypatch,
+                                                                          gold):
+    from larpo_lite.tasks import mini_gsm
+
+    path = tmp_path / "test.jsonl"
+    rows = [{"id": "a", "question": "q", "answer": "1"},
+            {"id": "b", "question": "q", "answer": "-.5"},
+            {"id": "c", "question": "q", "answer": gold}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(mini_gsm, "split_path", lambda split: path)
+    with pytest.raises(ValueError, match=r"test\.jsonl:3: gold answer .* is not a number"):
+        load_split("test")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    assert [p.answer for p in load_split("test")] == ["1", "-.5"]

@@ -35,7 +35,7 @@ def test_tune_on_a_reward_scored_alignment_task(tmp_path, uf_dir):
     # val_greedy_init is the reward model's mean reward on the initial policy's greedy answers
     from larpo_lite import evaluate, models, sampling
 
-    rm = get_reranker("reward_model", model_name="tiny-random-rm")
+    rm = get_reranker("reward_model", model_name="tiny-random-rm", device="cpu", dtype="float32")
     policy, tok = models.load_policy("tiny-random", device="cpu", dtype="float32")
     val = load_task("ultrafeedback", "validation", 3, str(uf_dir))
     want = evaluate.greedy_eval(sampling.make_sampler("hf", policy, tok, batch_size=16), val, tok,

@@ -3,7 +3,15 @@
 Introduced in notebooks/01_ir_analogy. The contract (DESIGN.md): the number after
 the last ``####`` if present, else after the last "answer is", else the last
 number in the text; commas removed; ``-5``, ``3.5`` and ``3.0 == 3`` handled;
-None when the text holds no number.
+None when the text holds no number. Also:
+
+- the minus sign U+2212 (``−5``) is a minus, as ``-5``;
+- a decimal without its leading zero is read whole: ``.5`` is 0.5 (not 5);
+- scientific notation is one number: ``1e3``, ``2.5E-2`` are 1000 and 0.025 (the
+  extracted string keeps the form written, ``"1e3"``; comparisons use its value, so
+  ``is_correct("#### 1e3", "1000")``). An ``e`` not followed by digits ends the number.
+- Gold answers must be numbers in this sense (finite); the mini-GSM loader refuses a split
+  holding one that is not.
 """
 
 from __future__ import annotations
@@ -11,9 +19,14 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-# A number: optional minus sign, digits with optional thousands commas, optional decimals.
-# A minus sign counts only when it does not follow a word or a bracket ("5-3" is 5 and 3).
-_NUMBER = re.compile(r"(?:(?<![\w)\]])-)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
+# A number: optional minus sign, digits with optional thousands commas, optional decimals (or
+# decimals alone: ".5"), optional exponent ("1e3"). A minus sign counts only when it does not
+# follow a word or a bracket ("5-3" is 5 and 3); a leading dot only when it does not follow a
+# word or a dot ("v1.2.3" holds no ".3").
+_NUMBER = re.compile(r"(?:(?<![\w)\]])-)?"
+                     r"(?:(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<![\w.])\.\d+)"
+                     r"(?:[eE][-+]?\d+)?")
+_MINUS = "\u2212"  # the typographic minus sign
 
 
 def _first_number(text: str) -> str | None:
@@ -27,13 +40,14 @@ def _last_number(text: str) -> str | None:
 
 
 def _clean(raw: str) -> str:
-    return raw.replace(",", "")
+    return raw.replace(",", "").replace(_MINUS, "-")
 
 
 def extract_answer(text: str) -> str | None:
     """The final answer of a response, as a string without commas, or None."""
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
+    text = text.replace(_MINUS, "-")
     idx = text.rfind("####")
     if idx >= 0:
         got = _first_number(text[idx + 4 :])
@@ -49,13 +63,15 @@ def extract_answer(text: str) -> str | None:
 
 
 def normalize_number(value: str | int | float | None) -> Decimal | None:
-    """A number as a Decimal (so ``3.0 == 3``), or None if it is not one."""
+    """A finite number as a Decimal (so ``3.0 == 3``, ``.5 == 0.5``, ``1e3 == 1000``, ``−5 ==
+    -5``), or None if it is not one (also for NaN and infinities)."""
     if value is None:
         return None
     try:
-        return Decimal(_clean(str(value)))
+        number = Decimal(_clean(str(value)))
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None
 
 
 def answers_equal(a: str | int | float | None, b: str | int | float | None) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import LarpoLiteError
 from .answers import extract_answer
 from .mini_gsm import Problem
 
@@ -18,7 +19,8 @@ _OFFLINE_HINT = ("pass a local .json/.jsonl file, or use the committed mini-GSM 
 
 def _load_rows(source: str, split: str, config: str | None, hint: str = _OFFLINE_HINT) -> list[dict]:
     """Rows of a hub dataset split, or of local .json/.jsonl files (a file, or every such file
-    of a folder); a failure is a RuntimeError naming ``source`` and saying what to do offline."""
+    of a folder); a failure is a LarpoLiteError (a RuntimeError) naming ``source`` and saying
+    what to do offline."""
     from datasets import load_dataset
 
     p = Path(source)
@@ -31,7 +33,7 @@ def _load_rows(source: str, split: str, config: str | None, hint: str = _OFFLINE
         else:
             ds = load_dataset(source, config, split=split)
     except (FileNotFoundError, ConnectionError, OSError, ValueError) as e:
-        raise RuntimeError(
+        raise LarpoLiteError(
             f"could not load dataset {source!r} (split {split!r}): {e}. Without network, {hint}."
         ) from e
     return list(ds)

@@ -177,12 +177,18 @@ def read_jsonl(path: str | Path, with_lineno: bool = False) -> list[Any]:
 
 
 def read_problems(path: str | Path) -> list[Problem]:
-    """Problems from a JSON-lines file; missing fields raise ValueError naming file and line."""
+    """Problems from a JSON-lines file; missing fields, and a gold answer that is not a number
+    (as ``answers.normalize_number`` reads one), raise ValueError naming file and line."""
+    from .answers import normalize_number
+
     out = []
     for lineno, row in read_jsonl(path, with_lineno=True):
         missing = [k for k in ("id", "question", "answer") if k not in row]
         if missing:
             raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
+        if isinstance(row["answer"], bool) or normalize_number(row["answer"]) is None:
+            raise ValueError(f"{path}:{lineno}: gold answer {row['answer']!r} is not a number "
+                             "(the verifier compares numbers)")
         out.append(Problem(id=str(row["id"]), question=row["question"], answer=str(row["answer"]),
                            solution=row.get("solution", ""), template=row.get("template", ""),
                            difficulty=int(row.get("difficulty", 1))))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import LarpoLiteError
 from .mini_gsm import Problem
 
 HUB_ID = "HuggingFaceH4/ultrafeedback_binarized"
@@ -33,11 +34,11 @@ def _rows(source: str, hub_split: str) -> list[dict[str, Any]]:
     if p.is_dir():
         f = p / f"{hub_split}.jsonl"
         if not f.is_file():
-            raise RuntimeError(f"{p} has no {f.name} (a local UltraFeedback folder holds "
+            raise LarpoLiteError(f"{p} has no {f.name} (a local UltraFeedback folder holds "
                                "train_prefs.jsonl and test_prefs.jsonl)")
         source = str(f)
     elif p.exists():
-        raise RuntimeError(f"{p} is a file; give the folder holding train_prefs.jsonl and "
+        raise LarpoLiteError(f"{p} is a file; give the folder holding train_prefs.jsonl and "
                            "test_prefs.jsonl")
     return _load_rows(source, hub_split, None,
                       hint="pass a local folder with train_prefs.jsonl and test_prefs.jsonl")
