@@ -1,0 +1,43 @@
+import pytest
+
+from larpo_lite import findings
+from larpo_lite.metrics import paired_stats
+
+
+def _vectors(gained: int, lost: int, same_right: int, same_wrong: int):
+    base = [0] * gained + [1] * lost + [1] * same_right + [0] * same_wrong
+    treat = [1] * gained + [0] * lost + [1] * same_right + [0] * same_wrong
+    return base, treat
+
+
+def test_a_clear_gain_reproduces_and_states_the_numbers():
+    base, treat = _vectors(gained=58, lost=20, same_right=73, same_wrong=149)
+    st = paired_stats(base, treat)
+    text = findings.finding("SFT -> DPO", "init", st, sum(base) / 300, sum(treat) / 300,
+                            "DPO improves greedy accuracy")
+    assert "from 0.310 (init) to 0.437 (+0.127" in text
+    assert f"paired SE {st.se:.3f}" in text and f"minimum detectable effect {st.mde:.3f}" in text
+    assert "58 problems gained, 20 lost" in text
+    assert "is reproduced here" in text
+
+
+def test_within_two_se_is_inconclusive_and_a_drop_contradicts():
+    base, treat = _vectors(gained=34, lost=30, same_right=59, same_wrong=177)
+    st = paired_stats(base, treat)
+    assert findings.claim_verdict(st) == "inconclusive"
+    assert "inconclusive here" in findings.verdict_sentence(st, "x helps")
+    base, treat = _vectors(gained=24, lost=63, same_right=30, same_wrong=183)
+    st = paired_stats(base, treat)
+    assert findings.claim_verdict(st) == "contradicted"
+    assert "(-0.130" in findings.comparison_sentence("gold", "init", st, 0.31, 0.18)
+    # the same drop is a reproduction of a claim that the treatment is worse
+    assert findings.claim_verdict(st, paper_direction=-1) == "reproduced"
+
+
+def test_no_change_and_bad_direction():
+    st = paired_stats([1, 0, 1, 0], [1, 0, 1, 0])
+    assert "left greedy accuracy" in findings.comparison_sentence("a", "b", st, 0.5, 0.5)
+    assert findings.claim_verdict(st) == "inconclusive"
+    with pytest.raises(ValueError, match="paper_direction"):
+        findings.claim_verdict(st, paper_direction=0)
+    assert findings.paragraph(["One.", "", " Two. "]) == "One. Two."
