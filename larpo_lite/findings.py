@@ -85,3 +85,31 @@ def finding(treatment: str, baseline: str, stats: PairedStats, score_baseline: f
 def paragraph(sentences: Sequence[str]) -> str:
     """The sentences of a "What we saw" paragraph, joined (empty ones dropped)."""
     return " ".join(s.strip() for s in sentences if s and s.strip())
+
+
+def flipped_examples(questions: Sequence[str], golds: Sequence[str],
+                     before: Sequence[str], after: Sequence[str],
+                     before_ok: Sequence[bool], after_ok: Sequence[bool],
+                     n: int = 2, width: int = 90) -> str:
+    """Up to ``n`` test problems that flipped each way, the two responses side by side.
+
+    All sequences are ``[P]`` over the same problems in the same order (``before``/``after``:
+    the greedy responses of the baseline and the treatment). Returns printable text: first
+    the problems gained (wrong before, right after), then those lost, in problem order.
+    """
+    lengths = {len(questions), len(golds), len(before), len(after), len(before_ok), len(after_ok)}
+    if len(lengths) != 1:
+        raise ValueError(f"flipped_examples needs sequences of one length, got {sorted(lengths)}")
+
+    def clip(text: str) -> str:
+        one = " ".join(text.split())
+        return one if len(one) <= width else one[: width - 3] + "..."
+
+    blocks = []
+    for label, want in (("gained", (False, True)), ("lost", (True, False))):
+        idx = [i for i in range(len(questions)) if (bool(before_ok[i]), bool(after_ok[i])) == want]
+        blocks.append(f"-- {len(idx)} problems {label}; the first {min(n, len(idx))}:")
+        for i in idx[:n]:
+            blocks.append(f"[{i}] {clip(questions[i])}  (gold {golds[i]})\n"
+                          f"    before: {clip(before[i])}\n    after:  {clip(after[i])}")
+    return "\n".join(blocks)

@@ -41,3 +41,16 @@ def test_no_change_and_bad_direction():
     with pytest.raises(ValueError, match="paper_direction"):
         findings.claim_verdict(st, paper_direction=0)
     assert findings.paragraph(["One.", "", " Two. "]) == "One. Two."
+
+
+def test_flipped_examples_lists_gains_then_losses():
+    text = findings.flipped_examples(
+        ["q0", "q1", "q2", "q3"], ["1", "2", "3", "4"],
+        ["a0", "b1", "c2", "d3"], ["A0", "B1", "C2", "D3"],
+        [False, True, False, True], [True, False, True, True], n=1)
+    assert "-- 2 problems gained; the first 1:" in text
+    assert "[0] q0  (gold 1)\n    before: a0\n    after:  A0" in text
+    assert "[2]" not in text  # only n=1 per direction
+    assert "-- 1 problems lost; the first 1:" in text and "[1] q1" in text
+    with pytest.raises(ValueError, match="one length"):
+        findings.flipped_examples(["q"], [], [], [], [], [])
