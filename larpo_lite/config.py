@@ -3,16 +3,21 @@
 papermill injects whatever it is given and silently accepts typos, so each
 notebook validates its parameters right after the ``parameters`` cell with
 ``Params.from_globals(globals())``: an unknown name or a wrong type is an error
-that names the key and the valid ones.
+that names the key and the valid ones. Types and ranges (``lr > 0``, ``k_train >= 1``,
+``top_p`` in (0, 1], ...) are checked whenever a ``Params`` is built, before any model
+loads; an error names where the bad value came from (the preset file, ``override`` for
+``Params.load(preset, key=value)``, a command-line option) and the parameter.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from typing import Any
 import yaml
 
 from .paths import repo_root
+from .tasks.hub import TASKS
 
 
 class ParamsError(ValueError):
@@ -44,17 +50,20 @@ class Params:
     # Model and hardware
     model_name: str = "smollm2-135m-instruct"  # embedded default, "tiny-random", or an HF id/path
     device: str = "auto"               # auto (cuda -> mps -> cpu), cpu, cuda, mps
-    dtype: str = "auto"                # auto, float32, bfloat16 (for sampling)
+    dtype: str = "float32"             # sampling and reward models: float32, bfloat16, or auto
     backend: str = "hf"                # sampling backend: hf, vllm, or auto (vllm if it imports)
     batch_size: int = 64               # sequences per generate() call
     # Task
     task: str = "mini_gsm"             # mini_gsm (committed splits), gsm8k or math (tasks.load_task)
     task_source: str = ""              # hub id or local files for gsm8k/math; "" = the hub default
     reward_model: str = ""             # HF reward model (id or folder) as reranker; "" = verifier
+    reranker: str = "verifier"         # without reward_model: verifier or graded_verifier (rewards.py)
     # The alignment notebooks (04, 06, 07) on another task than the math ones, as in the paper
     alignment_task: str = ""           # "" = `task`; ultrafeedback: prompts scored by reward_model
     alignment_source: str = ""         # hub id or local folder of the alignment task; "" = hub
-    n_test: int = 32                   # test problems used by the sampling notebooks
+    n_test: int = 32                   # test problems used by the sampling notebooks (01, 02, 08)
+    n_eval: int = 300                  # test problems for greedy accuracy of trained policies (03, 04, 07)
+    n_eval_sweep: int = 100            # the same in the sweeps of 05 and 06 (each row prints its MDE)
     # Sampling
     max_new_tokens: int = 48           # answers average about 20 tokens
     top_p: float = 1.0
@@ -96,23 +105,38 @@ class Params:
     figures_dir: str = "figures"
     reports_dir: str = "reports"
 
+    def __post_init__(self) -> None:
+        """Types and ranges of every field (``Params(lr="fast")`` is an error here); ints
+        given for floats become floats, tuples lists."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in _validate(values, lambda key: "Params").items():
+            object.__setattr__(self, key, value)
+
     # ------------------------------------------------------------------ building
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], source: str = "parameters") -> Params:
-        """Validated Params from a mapping; unknown keys and wrong types raise ParamsError."""
+    def from_mapping(cls, values: dict[str, Any], source: str = "parameters",
+                     key_sources: dict[str, str] | None = None) -> Params:
+        """Validated Params from a mapping; unknown keys, wrong types and values out of range
+        raise ParamsError naming the key and where it came from: ``key_sources[key]`` (an
+        override, a command-line option) when given, else ``source`` (e.g. the preset file)."""
+        labels = key_sources or {}
+
+        def where(key: str) -> str:
+            return labels.get(key.split("[")[0], source)
+
         names = cls.field_names()
         for key in values:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ParamsError(f"{source}: unknown parameter {key!r}{hint}; valid: {', '.join(names)}")
-        hints = typing.get_type_hints(cls)
-        clean = {k: _check(k, v, hints[k], source) for k, v in values.items()}
-        return dataclasses.replace(cls(), **clean)
+                raise ParamsError(f"{where(key)}: unknown parameter {key!r}{hint}; "
+                                  f"valid: {', '.join(names)}")
+        defaults = {f.name: getattr(_DEFAULTS, f.name) for f in fields(cls)}
+        return cls(**_validate({**defaults, **values}, where))
 
     @classmethod
     def from_globals(cls, namespace: dict[str, Any]) -> Params:
@@ -129,10 +153,19 @@ class Params:
 
     @classmethod
     def load(cls, preset: str, **overrides: Any) -> Params:
-        """A preset from ``params/<preset>.yaml`` (or a path), with overrides."""
+        """A preset from ``params/<preset>.yaml`` (or a path), with overrides (an error in an
+        override names it as ``override``, not the preset file)."""
+        return cls.load_with(preset, overrides)
+
+    @classmethod
+    def load_with(cls, preset: str, overrides: dict[str, Any],
+                  labels: dict[str, str] | None = None) -> Params:
+        """:meth:`load` with ``labels``: how the user wrote each override (e.g.
+        ``{"k_train": "--k"}``), named by its errors; unlabelled overrides are ``override``."""
         values = load_preset_values(preset)
         values.update(overrides)
-        return cls.from_mapping(values, source=str(preset_path(preset)))
+        sources = {k: (labels or {}).get(k, "override") for k in overrides}
+        return cls.from_mapping(values, source=str(preset_path(preset)), key_sources=sources)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -166,6 +199,78 @@ class Params:
         p = p if p.is_absolute() else repo_root() / p
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+
+# Choices of the string parameters; tests/test_config.py checks each against the module that
+# reads it (importing those here would load torch for every Params).
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # models.pick_dtype
+TRAIN_DTYPES = ("float32", "bfloat16")                                     # trainer.DTYPES
+BACKENDS = ("hf", "vllm", "auto")                                          # sampling.make_sampler
+OBJECTIVES = ("pairwise", "contrastive", "lambdarank", "listmle")          # trainer
+MEMORY = ("current", "previous", "all")                                    # lists.MEMORY
+REFERENCES = ("initial", "behaviour")                                      # loop.REFERENCES
+TIERS = ("unrelated", "other_prompt", "incorrect_high_t", "incorrect_low_t")  # lists.TIERS
+
+# (parameter, lowest allowed value, whether the lowest is excluded); list parameters: each item.
+_AT_LEAST: tuple[tuple[str, float, bool], ...] = (
+    ("seed", 0, False), ("batch_size", 1, False), ("n_test", 1, False), ("n_eval", 1, False), ("n_eval_sweep", 1, False),
+    ("max_new_tokens", 1, False), ("temperature", 0, False), ("temperatures", 0, False),
+    ("n_samples", 1, False), ("n_grid", 1, False), ("retriever_k_grid", 1, False),
+    ("n_train_prompts", 1, False), ("k_train", 1, False), ("beta", 0, True), ("lr", 0, True),
+    ("epochs", 1, False), ("lists_per_step", 1, False), ("lora_r", 0, False),
+    ("grad_accum", 1, False), ("n_val", 0, False), ("eval_samples", 0, False),
+    ("iterations", 0, False), ("prompts_per_iter", 1, False), ("loop_temperatures", 0, False),
+    ("negative_temperatures", 0, False), ("list_sizes", 2, False), ("mix_temperatures", 0, False),
+)
+_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dtype": ("dtype", DTYPES), "train_dtype": ("training dtype", TRAIN_DTYPES),
+    "backend": ("sampling backend", BACKENDS), "task": ("task", TASKS),
+    "alignment_task": ("task", ("", *TASKS)), "objectives": ("objective", OBJECTIVES),
+    "memory": ("memorization mode", MEMORY), "reference": ("reference", REFERENCES),
+    "tiers": ("hard-negative tier", TIERS),
+}
+_NOT_EMPTY = ("model_name", "figures_dir", "reports_dir", "temperatures", "n_grid",
+              "retriever_k_grid", "objectives", "train_seeds", "loop_temperatures", "tiers",
+              "negative_temperatures", "list_sizes", "mix_temperatures")
+
+
+def _validate(values: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+    """Every field of ``values`` type-checked (ints for floats become floats) and range-checked;
+    ``where(key)`` says where a key's value came from. Raises ParamsError naming the first bad
+    parameter."""
+    hints = _hints()
+    clean = {k: _check(k, v, hints[k], where(k)) for k, v in values.items()}
+
+    def bad(key: str, expected: str, got: Any) -> ParamsError:
+        return ParamsError(f"{where(key)}: parameter {key!r} must be {expected}, got {got!r}")
+
+    for key in _NOT_EMPTY:
+        if not clean[key]:
+            raise bad(key, "a non-empty list" if isinstance(clean[key], list) else "non-empty",
+                      clean[key])
+    for key, low, strict in _AT_LEAST:
+        items = clean[key] if isinstance(clean[key], list) else [clean[key]]
+        for v in items:
+            if not (v > low if strict else v >= low):  # also refuses NaN
+                what = f"{'>' if strict else '>='} {low}"
+                raise bad(key, f"a list of values {what}" if isinstance(clean[key], list) else what,
+                          clean[key])
+    if not 0 < clean["top_p"] <= 1:
+        raise bad("top_p", "in (0, 1]", clean["top_p"])
+    device = clean["device"]
+    if not (device in ("auto", "cpu", "mps") or re.fullmatch(r"cuda(:\d+)?", device)):
+        raise bad("device", "auto, cpu, cuda, cuda:<n> or mps", clean["device"])
+    for key, (noun, valid) in _CHOICES.items():
+        for v in clean[key] if isinstance(clean[key], list) else [clean[key]]:
+            if v not in valid:
+                raise ParamsError(f"{where(key)}: parameter {key!r}: unknown {noun} {v!r}; "
+                                  f"valid: {', '.join(repr(x) if not x else x for x in valid)}")
+    return clean
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Params)
 
 
 def _check(key: str, value: Any, hint: Any, source: str) -> Any:
@@ -210,6 +315,9 @@ _Loader.add_implicit_resolver(
     |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."),
 )
+
+
+_DEFAULTS = Params()
 
 
 def params_dir() -> Path:
