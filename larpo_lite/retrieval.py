@@ -20,13 +20,27 @@ hard negatives (each ends with a wrong answer for the query it is made for; ``DI
     ``near_miss`` (2): solutions of other generated problems (``generate_problems``
     from the corpus seed) with the same template, name and item but other numbers;
     ``one_number`` (2): the gold solution with one operand changed;
-    ``other_op`` (1): same name, item and numbers, another operation (``+`` for ``-``);
-    ``slip`` (2): the gold solution with a wrong last result (an arithmetic slip);
+    ``other_op`` (1): same name, item and numbers, another operation (``+`` for ``-``),
+    in that operation's wording;
+    ``wrong_op`` (2 to 16): the gold's own words and numbers with every other choice of
+    operators (``+ - *`` at each step) whose results stay positive, in both wordings;
+    ``slip`` (2, plus 0 to ``EXTRA_SLIPS`` drawn per query in mini-GSM's wording): the
+    gold solution with a wrong last result (an arithmetic slip);
     ``partial`` (two-step problems only): the first step alone.
     Of each kind made twice, one is in mini-GSM's wording and one in the paraphrase's,
-    so the wording does not give relevance away. A text is stored once, so a few
+    so the wording does not give relevance away (the extra slips make mini-GSM's wording
+    the more often wrong one; BM25 and the dense model do not learn that). A text is
+    stored once, so a few
     queries share passages (e.g. the gold of two multiplication problems that differ
     only in the name, which the solution does not mention).
+
+Why it is hard: BM25 sees neither the operator symbols nor which number is the result, so a
+``wrong_op`` or ``slip`` passage in a relevant passage's wording scores exactly as that
+passage does (unless a result happens to be one of the question's numbers); the relevant
+passage lands at a random place (passage order) in a group of look-alikes whose size varies
+from query to query (up to 2 wrong operations for one-step problems, up to 8 for two-step
+ones, plus the slips). Recall@N then climbs with N up to about 20, as pass@N does for an
+LLM's samples; the dense bi-encoder is fooled too, less evenly.
 
 Passages are shuffled and given opaque ids, so neither file order nor ids hint at
 relevance; ties in score are broken by passage order (deterministic).
@@ -40,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -60,8 +75,10 @@ from .tasks.mini_gsm import Problem, generate_problems, load_split, read_jsonl
 
 CORPUS_SEED = 4000          # the mini-GSM splits use 1000/2000/3000
 POOL_SIZE = 20000           # generated problems the near misses are drawn from
+EXTRA_SLIPS = 12            # each query gets 0..EXTRA_SLIPS more slips (count drawn per query)
 K_GRID = (1, 2, 5, 10, 20, 50)
-PASSAGE_KINDS = ("gold", "paraphrase", "near_miss", "one_number", "other_op", "slip", "partial")
+PASSAGE_KINDS = ("gold", "paraphrase", "near_miss", "one_number", "other_op", "slip", "wrong_op",
+                 "partial")
 RELEVANT_KINDS = ("gold", "paraphrase")
 # BM25 tokens: words of one or more characters, so single-digit numbers count
 # (bm25s's default pattern keeps only tokens of 2+ characters).
@@ -163,50 +180,86 @@ def _answer(f: _Facts) -> int:
             "add_mul": lambda: n[0] + n[1] * n[2], "sub_mul": lambda: n[0] - n[1] * n[2]}[f.op]()
 
 
-def _solution(f: _Facts, final: int | None = None) -> str:
+# The operator of each step as mini-GSM's solution writes it (two-step: inner, then outer).
+_SYMBOLS: dict[str, tuple[str, ...]] = {
+    "add": ("+",), "sub": ("-",), "mul": ("*",), "add_mul": ("*", "+"), "sub_mul": ("*", "-"),
+}
+
+
+def _results(f: _Facts, ops: Sequence[str]) -> tuple[int, ...]:
+    """The result of each step when the steps use the operators ``ops`` (``_SYMBOLS``'s
+    shape): ``(a op b,)``, or ``(b op1 c, a op2 (b op1 c))`` for two-step facts."""
+    n = f.nums
+    if len(ops) == 1:
+        return (_OPS[ops[0]](n[0], n[1]),)
+    bc = _OPS[ops[0]](n[1], n[2])
+    return bc, _OPS[ops[1]](n[0], bc)
+
+
+def _solution(f: _Facts, final: int | None = None, ops: Sequence[str] | None = None) -> str:
     """The worked solution in mini-GSM's own wording; ``final`` overrides the last result
-    (an arithmetic slip). ``_solution(_parse(p.question)) == p.solution`` for every problem."""
+    (an arithmetic slip) and ``ops`` the operators (a wrong operation, same words and
+    numbers). ``_solution(_parse(p.question)) == p.solution`` for every problem."""
     n, name, item, box = f.nums, f.name, f.item, f.box
-    r = _answer(f) if final is None else final
+    ops = tuple(ops or _SYMBOLS[f.op])
+    res = _results(f, ops)
+    r = res[-1] if final is None else final
     if f.op == "add":
-        s = f"{name} starts with {n[0]} {item} and gets {n[1]} more, so {n[0]} + {n[1]} = {r}."
+        s = f"{name} starts with {n[0]} {item} and gets {n[1]} more, so {n[0]} {ops[0]} {n[1]} = {r}."
     elif f.op == "sub":
-        s = f"{name} has {n[0]} {item} and gives away {n[1]}, so {n[0]} - {n[1]} = {r}."
+        s = f"{name} has {n[0]} {item} and gives away {n[1]}, so {n[0]} {ops[0]} {n[1]} = {r}."
     elif f.op == "mul":
-        s = f"There are {n[0]} {box} with {n[1]} {item} each, so {n[0]} * {n[1]} = {r}."
+        s = f"There are {n[0]} {box} with {n[1]} {item} each, so {n[0]} {ops[0]} {n[1]} = {r}."
     elif f.op == "add_mul":
-        bc = n[1] * n[2]
-        s = (f"The {box} hold {n[1]} * {n[2]} = {bc} {item}. "
-             f"Adding the {n[0]} {item} {name} had gives {n[0]} + {bc} = {r}.")
+        bc = res[0]
+        s = (f"The {box} hold {n[1]} {ops[0]} {n[2]} = {bc} {item}. "
+             f"Adding the {n[0]} {item} {name} had gives {n[0]} {ops[1]} {bc} = {r}.")
     else:
-        bc = n[1] * n[2]
-        s = f"{name} gives away {n[1]} * {n[2]} = {bc} {item}. That leaves {n[0]} - {bc} = {r}."
+        bc = res[0]
+        s = (f"{name} gives away {n[1]} {ops[0]} {n[2]} = {bc} {item}. "
+             f"That leaves {n[0]} {ops[1]} {bc} = {r}.")
     return f"{s}\n#### {r}"
 
 
-def _paraphrase(f: _Facts, final: int | None = None) -> str:
-    """A rewording of the worked solution: same numbers, other words (``final`` as in
-    ``_solution``)."""
+def _paraphrase(f: _Facts, final: int | None = None, ops: Sequence[str] | None = None) -> str:
+    """A rewording of the worked solution: same numbers, other words (``final`` and ``ops``
+    as in ``_solution``)."""
     n, name, item, box = f.nums, f.name, f.item, f.box
-    r = _answer(f) if final is None else final
+    ops = tuple(ops or _SYMBOLS[f.op])
+    res = _results(f, ops)
+    r = res[-1] if final is None else final
     if f.op == "add":
         s = (f"Putting the {n[1]} new {item} together with the {n[0]} that {name} already "
-             f"had: {n[0]} + {n[1]} = {r} {item} in all.")
+             f"had: {n[0]} {ops[0]} {n[1]} = {r} {item} in all.")
     elif f.op == "sub":
         s = (f"Out of {n[0]} {item}, {name} hands {n[1]} to others; what remains is "
-             f"{n[0]} - {n[1]} = {r} {item}.")
+             f"{n[0]} {ops[0]} {n[1]} = {r} {item}.")
     elif f.op == "mul":
         s = (f"{name} gets {n[1]} {item} in every one of the {n[0]} {box}, which makes "
-             f"{n[0]} * {n[1]} = {r} {item} altogether.")
+             f"{n[0]} {ops[0]} {n[1]} = {r} {item} altogether.")
     elif f.op == "add_mul":
-        bc = n[1] * n[2]
-        s = (f"First count the new {item}: {n[1]} {box} of {n[2]} make {n[1]} * {n[2]} = {bc}. "
-             f"With the {n[0]} from before, {name} ends up with {n[0]} + {bc} = {r}.")
+        bc = res[0]
+        s = (f"First count the new {item}: {n[1]} {box} of {n[2]} make {n[1]} {ops[0]} {n[2]} "
+             f"= {bc}. With the {n[0]} from before, {name} ends up with {n[0]} {ops[1]} {bc} "
+             f"= {r}.")
     else:
-        bc = n[1] * n[2]
-        s = (f"Each of the {n[1]} friends receives {n[2]} {item}, so {n[1]} * {n[2]} = {bc} "
-             f"are handed out, and {name} keeps {n[0]} - {bc} = {r}.")
+        bc = res[0]
+        s = (f"Each of the {n[1]} friends receives {n[2]} {item}, so {n[1]} {ops[0]} {n[2]} "
+             f"= {bc} are handed out, and {name} keeps {n[0]} {ops[1]} {bc} = {r}.")
     return f"{s}\n#### {r}"
+
+
+def _wrong_ops(f: _Facts) -> list[tuple[str, ...]]:
+    """Every other choice of operators (``+ - *`` at each step) whose results stay positive
+    and whose answer is wrong: the mistakes of a solver that reads the right numbers and
+    nouns but picks the wrong operation (2 for one-step facts, up to 8 for two-step)."""
+    right, ans = _SYMBOLS[f.op], _answer(f)
+    out = []
+    for ops in itertools.product("+-*", repeat=len(right)):
+        res = _results(f, ops)
+        if ops != right and min(res) > 0 and res[-1] != ans:
+            out.append(ops)
+    return out
 
 
 _STYLES: dict[str, Callable[..., str]] = {"canon": _solution, "para": _paraphrase}
@@ -249,6 +302,14 @@ def _slip(f: _Facts, rng: random.Random) -> int:
     return wrong if wrong > 0 else ans + rng.randint(1, 10)
 
 
+def _slips(f: _Facts, rng: random.Random, k: int) -> list[int]:
+    """``k`` distinct wrong final results within 30 of the right one (positive; fewer when
+    the answer is small)."""
+    ans = _answer(f)
+    near = [ans + d for d in range(-30, 31) if d != 0 and ans + d > 0]
+    return rng.sample(near, min(k, len(near)))
+
+
 def _partial(f: _Facts, rng: random.Random) -> str:
     """The first step of a two-step solution, ending there (an incomplete solution)."""
     n = f.nums
@@ -265,6 +326,7 @@ DISTRACTORS: tuple[tuple[str, str], ...] = (
     ("one_number", "canon"), ("one_number", "para"),
     ("other_op", "canon"),
     ("slip", "canon"), ("slip", "para"),
+    ("wrong_op", "canon"), ("wrong_op", "para"),
 )
 
 
@@ -273,6 +335,7 @@ def build_corpus(
     seed: int = CORPUS_SEED,
     pool_size: int = POOL_SIZE,
     distractors: Sequence[tuple[str, str]] = DISTRACTORS,
+    extra_slips: int = EXTRA_SLIPS,
 ) -> Corpus:
     """The IR corpus for ``problems`` (default: the 300 mini-GSM test problems).
 
@@ -285,6 +348,8 @@ def build_corpus(
             ``near_miss``, ``one_number``, ``other_op``, ``slip``; wordings ``canon``
             (mini-GSM's) or ``para`` (the paraphrase's). Two-step problems also get one
             ``partial``.
+        extra_slips: each query also gets ``randint(0, extra_slips)`` more ``slip``
+            passages in mini-GSM's wording (distinct wrong results within 30 of the answer).
 
     Deterministic: the same problems and arguments give the same corpus. A text is added
     once (a distractor for one query may be another query's gold, in which case it stays
@@ -329,10 +394,14 @@ def build_corpus(
                 made.append((render(_other_op(f, rng)), kind))
             elif kind == "slip":
                 made.append((render(f, final=_slip(f, rng)), kind))
+            elif kind == "wrong_op":
+                made.extend((render(f, ops=ops), kind) for ops in _wrong_ops(f))
             else:
                 raise ValueError(f"unknown distractor kind {kind!r}")
         if f.op in ("add_mul", "sub_mul"):
             made.append((_partial(f, rng), "partial"))
+        made.extend((_solution(f, final=r), "slip")
+                    for r in _slips(f, rng, rng.randint(0, extra_slips)))
         for t, kind in made:
             # every hard negative of a query ends with a wrong answer, so relevance here
             # agrees with pass@N's answer check

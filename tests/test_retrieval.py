@@ -29,7 +29,7 @@ def bm25(corpus: R.Corpus) -> R.BM25Retriever:
 def test_corpus_loads_and_relevant_ids_exist(corpus: R.Corpus) -> None:
     ids = corpus.passage_ids
     assert len(ids) == len(set(ids))
-    assert 1000 <= len(ids) <= 5000
+    assert 1000 <= len(ids) <= 8000
     test = load_split("test")
     assert [q.id for q in corpus.queries] == [p.id for p in test]
     assert [q.text for q in corpus.queries] == [p.question for p in test]
@@ -71,6 +71,50 @@ def test_build_corpus_on_few_problems() -> None:
 def test_solution_renderer_matches_mini_gsm() -> None:
     for p in load_split("train"):
         assert R._solution(R._parse(p.question)) == p.solution
+
+
+def test_wrong_ops_keep_words_and_numbers_and_change_the_answer() -> None:
+    sub = R._Facts("sub", "Ava", "apples", None, (12, 5))
+    assert R._wrong_ops(sub) == [("+",), ("*",)]
+    assert R._solution(sub, ops=("+",)) == (
+        "Ava has 12 apples and gives away 5, so 12 + 5 = 17.\n#### 17")
+    add = R._Facts("add", "Ben", "cards", None, (3, 9))
+    assert R._wrong_ops(add) == [("*",)]            # 3 - 9 is not positive
+    two = R._Facts("add_mul", "Kate", "coins", "jars", (4, 3, 5))   # 4 + 3 * 5 = 19
+    ops = R._wrong_ops(two)
+    assert ("*", "+") not in ops and 1 <= len(ops) <= 8
+    for o in ops:
+        assert R._results(two, o)[-1] not in (19,) and min(R._results(two, o)) > 0
+        text = R._paraphrase(two, ops=o)
+        assert text.endswith(f"#### {R._results(two, o)[-1]}")
+        # the same words and numbers as the right paraphrase, other operators and results
+        words = re.compile(r"[a-z]+|\b(?:4|3|5)\b")
+        assert words.findall(text) == words.findall(R._paraphrase(two))
+
+
+def test_look_alikes_tie_with_the_relevant_passages_under_bm25() -> None:
+    """Why the corpus is hard: a wrong operation in a relevant passage's wording has that
+    passage's BM25 score (BM25 sees neither operators nor which number is the result), so
+    BM25 cannot place the relevant passage above it."""
+    problems = load_split("test", n=30)
+    corpus = R.build_corpus(problems, seed=1, pool_size=2000)
+    scores = R.BM25Retriever(corpus).scores(corpus.query_texts)
+    col = {p.text: j for j, p in enumerate(corpus.passages)}
+    kind = {p.text: p.kind for p in corpus.passages}
+    ties = 0
+    for i, p in enumerate(problems):
+        f = R._parse(p.question)
+        for render in (R._solution, R._paraphrase):
+            right = scores[i, col[render(f)]]
+            for ops in R._wrong_ops(f):
+                text = render(f, ops=ops)
+                # a result equal to a number of the question is one more matched word
+                results = set(R._results(f, ops)) | set(R._results(f, R._SYMBOLS[f.op]))
+                if kind.get(text) != "wrong_op" or results & set(f.nums):
+                    continue
+                assert scores[i, col[text]] == pytest.approx(right), text
+                ties += 1
+    assert ties >= 2 * len(problems)
 
 
 def _write(folder: Path, passages: list[str], queries: list[str]) -> None:
@@ -153,16 +197,18 @@ def test_bm25_ranks_exact_words_first() -> None:
     assert len(r.search(["cat"], k=10)[0]) == 4          # k is capped at the corpus size
 
 
-def test_bm25_recall_rises_with_n_and_beats_random(corpus: R.Corpus, bm25: R.BM25Retriever
-                                                   ) -> None:
-    grid = [1, 2, 5, 10, 20, 50]
+def test_bm25_recall_keeps_rising_up_to_20(corpus: R.Corpus, bm25: R.BM25Retriever) -> None:
+    """The committed corpus gives BM25 a Recall@N curve with the shape of an LLM's pass@N:
+    low at N=1 and still rising between 5 and 20."""
+    grid = [1, 2, 5, 10, 20]
     rec = R.evaluate(bm25, corpus, grid)
     values = [rec[n] for n in grid]
-    assert values == sorted(values)                        # non-decreasing in N
-    assert rec[1] < 0.9                                    # not trivial at N=1
+    assert all(a < b for a, b in zip(values, values[1:], strict=False))  # rising up to 20
+    assert rec[1] <= 0.6
+    assert rec[20] >= rec[5] + 0.05
+    assert rec[20] > 0.9                                   # but the gold is near the top
     rnd = R.random_recall_at_n(len(corpus.passages), corpus.relevant, grid)
-    assert rec[1] > rnd[1] + 0.3
-    assert rec[20] > 0.95
+    assert all(rec[n] > 10 * rnd[n] for n in grid)
 
 
 # ------------------------------------------------------------------ reranking
@@ -187,7 +233,9 @@ def test_reranker_lifts_bm25_recall_at_1(corpus: R.Corpus, bm25: R.BM25Retriever
     base = R.evaluate(bm25, corpus, grid)
     rr = R.evaluate(R.RerankedRetriever(bm25, R.ArithmeticVerifier(), corpus, depth=20),
                     corpus, grid)
-    assert rr[1] > base[1] + 0.2
+    assert rr[1] > base[1] + 0.1           # the slips drop out of the top
+    # a correct calculation of the wrong operation ties with the gold and keeps its BM25 place
+    assert rr[1] < base[20] - 0.3
     assert rr[20] == base[20]              # a reranker cannot find what was not retrieved
 
 
@@ -196,21 +244,28 @@ def test_reranker_lifts_bm25_recall_at_1(corpus: R.Corpus, bm25: R.BM25Retriever
 def test_dense_retriever_offline_beats_random(corpus: R.Corpus, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    # A slice of the real corpus keeps the test short on 2 CPU cores: the first 40
-    # queries, all their relevant passages and a fixed sample of the others.
-    queries = corpus.queries[:40]
+    # A slice of the real corpus keeps the test short on 2 CPU cores: the first 24
+    # queries, every passage with a query's item and all its numbers (its relevant passages
+    # and look-alikes) and a fixed sample of the others.
+    queries = corpus.queries[:24]
     keep = {r for q in queries for r in q.relevant}
+    for q in queries:
+        nums, item = set(re.findall(r"\d+", q.text)), R._parse(q.text).item
+        keep |= {p.id for p in corpus.passages
+                 if item in p.text and nums <= set(re.findall(r"\d+", p.text))}
     others = [p for p in corpus.passages if p.id not in keep]
     sample = set(p.id for p in random.Random(0).sample(others, 300)) | keep
     passages = [p for p in corpus.passages if p.id in sample]
     dense = R.DenseRetriever(passages, cache_dir=tmp_path)
     assert dense.embeddings.shape == (len(passages), 384)
-    grid = [1, 5]
-    ranked = dense.search([q.text for q in queries], k=5)
+    grid = [1, 5, 20]
+    ranked = dense.search([q.text for q in queries], k=20)
     rec = R.recall_at_n(ranked, [set(q.relevant) for q in queries], grid)
     rnd = R.random_recall_at_n(len(passages), [set(q.relevant) for q in queries], grid)
-    assert rec[1] > rnd[1] + 0.2
-    assert rec[5] > rnd[5] + 0.5
+    assert rec[1] > rnd[1] + 0.1
+    assert rec[20] > rnd[20] + 0.5
+    # the look-alikes fool the dense retriever too: low at N=1, still rising from 5 to 20
+    assert rec[1] <= 0.6 and rec[20] >= rec[5] + 0.05
     # the embedding cache is used on the second build and gives the same vectors
     again = R.DenseRetriever(passages, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.npy"))) == 1
