@@ -1,12 +1,15 @@
 """Metrics: unbiased pass@k (Recall@N of the LLM-as-retriever), Recall@N curves, best-of-N
-reward (its analogue when a reward model scores), greedy accuracy, NDCG.
+reward (its analogue when a reward model scores), greedy accuracy, NDCG, and paired
+comparisons of two policies on the same problems (difference, paired SE, 2-SE verdict).
 
 Introduced in notebooks/02_recall_at_n.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -121,3 +124,223 @@ def bootstrap_recall(correct: np.ndarray, n_grid: Sequence[int], n_boot: int = 1
         means = per_problem[k][idx].mean(axis=1)
         out[int(k)] = (float(np.percentile(means, lo)), float(np.percentile(means, hi)))
     return out
+
+
+# --------------------------------------------------------------------------- paired comparisons
+# For the comparisons of notebooks 03-07 against their baselines: two policies evaluated on the
+# same problems differ on far fewer problems than two independent samples would, so their
+# difference is judged on the per-problem differences (a paired test), never on two separate
+# accuracies; reproduction.py reads the same per-problem scores.
+BETTER, WORSE, INCONCLUSIVE = "better", "worse", "inconclusive"
+
+
+@dataclass(frozen=True)
+class PairedStats:
+    """Treatment minus baseline on the same ``n`` problems (see :func:`paired_stats`).
+
+    Attributes:
+        diff: mean of the per-problem differences ``d_i = treatment_i - baseline_i``.
+        se: paired standard error of ``diff``.
+        mde: minimum detectable effect, ``2 * se``.
+        gained: problems with ``d_i > 0`` (for 0/1 scores: wrong before, right after).
+        lost: problems with ``d_i < 0``.
+        n: problems.
+        verdict: ``"better"`` (``diff > mde``), ``"worse"`` (``diff < -mde``) or
+            ``"inconclusive"``.
+    """
+
+    diff: float
+    se: float
+    mde: float
+    gained: int
+    lost: int
+    n: int
+    verdict: str
+
+    def row(self, a: str, b: str) -> dict[str, Any]:
+        """A ``metrics.comparisons`` row: ``a`` (the treatment) minus ``b`` (the baseline)."""
+        return {"a": a, "b": b, "diff": self.diff, "se": self.se, "n": self.n, "mde": self.mde,
+                "gained": self.gained, "lost": self.lost, "verdict": self.verdict}
+
+
+def paired_verdict(diff: float, se: float) -> str:
+    """The 2-SE rule: ``"better"`` if ``diff > 2 se``, ``"worse"`` if ``diff < -2 se``, else
+    ``"inconclusive"`` (so a zero difference is inconclusive even when ``se`` is 0)."""
+    if diff > 2 * se:
+        return BETTER
+    if diff < -2 * se:
+        return WORSE
+    return INCONCLUSIVE
+
+
+def paired_stats(baseline: Sequence[float] | np.ndarray,
+                 treatment: Sequence[float] | np.ndarray) -> PairedStats:
+    """Paired difference of two per-problem score vectors on the same problems.
+
+    With ``d_i = treatment_i - baseline_i`` over ``n`` problems::
+
+        diff = mean(d)
+        se   = sqrt( sum_i (d_i - diff)^2 / (n - 1) / n )      # sample variance of d, over n
+
+    For 0/1 scores (correct or not) with ``g`` problems gained and ``l`` lost, ``d_i`` is
+    +1, -1 or 0, so only the flipped problems carry variance::
+
+        diff = (g - l) / n,    se = sqrt( (g + l - (g - l)^2 / n) / (n - 1) / n )
+
+    ``mde = 2 se`` and the verdict follows :func:`paired_verdict`. When ``se`` is 0 every
+    problem has the same difference: for 0/1 scores either nothing changed (``diff = 0``,
+    "inconclusive", ``mde = 0``) or every problem flipped the same way (``|diff| = 1``, "better"
+    or "worse"); a nonzero ``diff`` with ``se = 0`` occurs only in that second case.
+
+    Args:
+        baseline: ``[n]`` scores (0/1 correctness or real-valued rewards) of the baseline.
+        treatment: ``[n]`` scores of the treatment, problem ``i`` the same in both.
+    Raises:
+        ValueError: the vectors differ in length, are not 1-D, hold NaN, or ``n < 2``.
+    """
+    b = np.asarray(baseline, dtype=np.float64)
+    t = np.asarray(treatment, dtype=np.float64)
+    if b.ndim != 1 or t.shape != b.shape:
+        raise ValueError(f"paired scores must be two 1-D vectors of one length, got shapes "
+                         f"{b.shape} and {t.shape}")
+    n = b.size
+    if n < 2:
+        raise ValueError(f"a paired standard error needs at least 2 problems, got {n}")
+    if not (np.isfinite(b).all() and np.isfinite(t).all()):
+        raise ValueError("paired scores must be finite")
+    d = t - b
+    diff = float(d.mean())
+    se = float(np.sqrt(np.sum((d - diff) ** 2) / (n - 1) / n))
+    return PairedStats(diff=diff, se=se, mde=2 * se, gained=int(np.sum(d > 0)),
+                       lost=int(np.sum(d < 0)), n=n, verdict=paired_verdict(diff, se))
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """A treatment run with several seeds against a baseline (see :func:`paired_over_seeds`).
+
+    Attributes:
+        means: ``[S]`` the treatment's mean score for each seed.
+        mean: mean of ``means``.
+        sd: standard deviation of ``means`` over seeds (``ddof=1``; 0.0 for one seed).
+        spread: ``(min, max)`` of ``means``.
+        paired: :class:`PairedStats` of the per-problem mean over seeds against the baseline
+            (its per-problem mean over seeds when it has seeds too).
+    """
+
+    means: list[float]
+    mean: float
+    sd: float
+    spread: tuple[float, float]
+    paired: PairedStats
+
+
+def paired_over_seeds(baseline: Sequence[Any] | np.ndarray,
+                      treatment: Sequence[Sequence[float]] | np.ndarray) -> SeedStats:
+    """Mean and spread over seeds, and the paired statistics of the seeds' mean.
+
+    Each problem's score is first averaged over seeds (a real number in ``[0, 1]`` for 0/1
+    scores); :func:`paired_stats` then compares those per-problem means, so seed noise and
+    problem noise enter the standard error together.
+
+    Args:
+        baseline: ``[P]`` scores (a policy evaluated once, e.g. the initial one) or ``[S', P]``
+            (a baseline with seeds of its own, e.g. pairwise against a listwise objective).
+        treatment: ``[S, P]`` scores, one row per seed, problems in the same order.
+    """
+    t = np.asarray(treatment, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if t.ndim != 2 or t.shape[0] < 1:
+        raise ValueError(f"treatment must be [seeds, problems], got shape {t.shape}")
+    if b.ndim == 2:
+        b = b.mean(axis=0)
+    means = t.mean(axis=1)
+    sd = float(means.std(ddof=1)) if means.size > 1 else 0.0
+    return SeedStats(means=[float(m) for m in means], mean=float(means.mean()), sd=sd,
+                     spread=(float(means.min()), float(means.max())),
+                     paired=paired_stats(b, t.mean(axis=0)))
+
+
+# --------------------------------------------------------------------------- Recall@N explorer
+# Notebook 02's widget: choose a temperature T and a number of samples N over one run's
+# per-problem correctness and see Recall@N and the best temperature at that N. The widget only
+# draws; everything it shows comes from these two functions.
+
+
+def per_problem_recall(correct: np.ndarray | Sequence[Sequence[bool]],
+                       n_grid: Sequence[int]) -> dict[int, np.ndarray]:
+    """Each problem's unbiased pass@N (its term of :func:`recall_curve`) for each N.
+
+    Args:
+        correct: bool ``[P, n]``: sample j of problem i is correct.
+        n_grid: the N values, each in ``1..n``.
+    Returns:
+        ``{N: float array [P]}``; the mean over problems of ``out[N]`` is ``recall_curve``'s
+        value at N, and two temperatures' arrays on the same problems compare paired
+        (:func:`paired_stats`).
+    """
+    arr = np.asarray(correct, dtype=bool)
+    if arr.ndim != 2:
+        raise ValueError(f"correct must be [problems, samples], got shape {arr.shape}")
+    n, c = arr.shape[1], arr.sum(axis=1)
+    bad = [k for k in n_grid if k > n or k < 1]
+    if bad:
+        raise ValueError(f"N values {bad} outside 1..{n} (samples per problem)")
+    return {int(k): np.atleast_1d(np.asarray(pass_at_k(np.full_like(c, n), c, k), dtype=np.float64))
+            for k in n_grid}
+
+
+@dataclass(frozen=True)
+class RecallView:
+    """What the Recall@N explorer shows for one choice of temperature ``t`` and ``n`` samples.
+
+    Attributes:
+        t: the chosen temperature.
+        n: the chosen number of samples N.
+        curve: ``{N': Recall@N'}`` at temperature ``t`` for every ``N'`` in ``1..k``.
+        at_n: ``{T: Recall@n}`` for every temperature of the run.
+        best_t: the temperature with the highest Recall@n (the lowest one on a tie).
+        se: ``{T: standard error of Recall@n over problems}`` (the per-problem pass@n's
+            standard deviation over the square root of the number of problems).
+    """
+
+    t: float
+    n: int
+    curve: dict[int, float]
+    at_n: dict[float, float]
+    best_t: float
+    se: dict[float, float]
+
+    @property
+    def recall(self) -> float:
+        """Recall@n at temperature ``t``."""
+        return self.at_n[self.t]
+
+
+def recall_view(correct_by_t: Mapping[float, np.ndarray | Sequence[Sequence[bool]]],
+                t: float, n: int) -> RecallView:
+    """Recall@N of a run's samples at temperature ``t`` and ``n`` samples, and every
+    temperature's Recall@n (the explorer of notebooks/02_recall_at_n).
+
+    Args:
+        correct_by_t: ``{T: bool [P, k]}``, the correctness of ``k`` samples per problem at
+            each temperature, the same ``P`` problems and ``k`` at every temperature.
+        t: a key of ``correct_by_t``.
+        n: the number of samples N, ``1 <= n <= k``.
+    """
+    if t not in correct_by_t:
+        raise ValueError(f"temperature {t!r} not among {sorted(correct_by_t)}")
+    shapes = {np.asarray(c).shape for c in correct_by_t.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"every temperature needs the same [problems, samples], got {sorted(shapes)}")
+    k = np.asarray(correct_by_t[t]).shape[-1]
+    if not 1 <= n <= k:
+        raise ValueError(f"N={n} outside 1..{k} (samples per problem)")
+    per = {temp: per_problem_recall(c, [n])[n] for temp, c in correct_by_t.items()}
+    at_n = {temp: float(v.mean()) for temp, v in per.items()}
+    se = {temp: float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+          for temp, v in per.items()}
+    top = max(at_n.values())
+    best_t = min(temp for temp, r in at_n.items() if r == top)
+    return RecallView(t=t, n=int(n), curve=recall_curve(correct_by_t[t], range(1, k + 1)),
+                      at_n=at_n, best_t=best_t, se=se)

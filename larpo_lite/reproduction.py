@@ -1,15 +1,38 @@
 """``reports/REPRODUCTION.md``: which of the paper's findings hold on our small model.
 
 Built from the metrics files the notebooks write (``<reports_dir>/0X_*.json``), never by hand:
-one row per finding of REFERENCE.md section 4, with the paper's number, ours and a verdict
-computed from the numbers. Called at the end of notebooks/07_larpo_loop; also
-``python -m larpo_lite.reproduction [reports_dir]``.
+one row per finding of REFERENCE.md section 4, with the paper's number, ours, the difference
+(ours, signed so that positive is the paper's direction), its standard error, the minimum
+detectable effect (2 SE) and a verdict computed from them. Called at the end of
+notebooks/07_larpo_loop; also ``python -m larpo_lite.reproduction [reports_dir]``.
 
-Verdicts: a difference in the paper's direction larger than twice its standard error is
-"reproduced"; in the paper's direction but within that noise, "partly (within noise)"; the
-other way, "not reproduced"; a notebook that has not run yet, "not run". Findings measured
-in mean reward (the alignment notebooks on a reward-scored task such as UltraFeedback) have no
-binomial error: they get "same direction (no error bar)" or "not reproduced".
+Verdicts (:func:`verdict`): *reproduced* when the difference is in the paper's direction and
+beyond 2 standard errors; *contradicted* when beyond 2 standard errors the other way;
+*inconclusive* otherwise; *not run* when the notebook has not written its metrics yet. Mean
+rewards (a reward-scored alignment task) without per-problem rewards have no error bar: *same
+direction (no error bar)* or *opposite direction (no error bar)*.
+
+The standard error is paired whenever the metrics file lets it be (both policies scored on the
+same test problems: only the problems that changed carry noise, see
+:func:`larpo_lite.metrics.paired_stats`), else a binomial error of two accuracies treated as
+independent, labelled "binomial, unpaired" in the report (an upper bound for paired runs).
+
+Per-problem fields a notebook's metrics file (``record["metrics"]``) may hold, all on the test
+problems in the test split's order:
+
+- ``per_problem``: ``{name: scores}``; ``scores`` is a list of ``n_test`` numbers (1/0 for a
+  correct greedy response, or its reward on a reward-scored task) or, for a run with several
+  seeds, a list of such lists, one per seed (compared through each problem's mean over seeds,
+  :func:`larpo_lite.metrics.paired_over_seeds`). Names: 03 its table's stages (``"init"``,
+  ``"SFT"``, ``"SFT -> DPO"``); 04 ``"init"`` and each objective (seeds in ``train_seeds``
+  order); 05 each tier of ``test_greedy``; 06 ``"<section>/<key>"`` for the runs of its
+  sections (``"list_size/8"``, ``"memory/all"``, ``"temperatures/mix [1.0, 0.5]"``); 07 the
+  keys of ``test_greedy`` (``"init"``, ``"iterative DPO"``, ``"offline DPO"``, the
+  objectives).
+- ``per_problem_recall``: ``{T: {N: [n_test unbiased pass@N estimates]}}``, the per-problem
+  terms of 02's ``recall`` (same keys).
+- ``comparisons``: rows ``{"a", "b", "diff", "se", "n"}`` (a minus b, paired SE, problems)
+  with the names above; used for a pair when ``per_problem`` lacks one of its two vectors.
 """
 
 from __future__ import annotations
@@ -17,14 +40,22 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .metrics import paired_stats
 from .paths import repo_root
 
-REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly (within noise)", "not reproduced", "not run"
-DIRECTION = "same direction (no error bar)"
-VERDICTS = (REPRODUCED, PARTLY, DIRECTION, NOT, NOT_RUN)
+REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "reproduced", "contradicted", "inconclusive", "not run"
+DIRECTION, OPPOSITE = "same direction (no error bar)", "opposite direction (no error bar)"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, DIRECTION, OPPOSITE, NOT_RUN)
+
+PAIRED, FROM_FILE, UNPAIRED, NO_ERROR = ("paired", "paired, from the metrics file",
+                                          "binomial, unpaired", "no error bar")
 
 
 def reward_scored(record: dict[str, Any]) -> bool:
@@ -34,13 +65,6 @@ def reward_scored(record: dict[str, Any]) -> bool:
 
     task = record["params"].get("alignment_task") or ""
     return bool(task) and not has_verifier(task)
-
-
-def _judge(record: dict[str, Any], diff: float, se: float) -> str:
-    """:func:`verdict`, or for mean rewards the direction alone."""
-    if reward_scored(record):
-        return DIRECTION if diff > 0 else NOT
-    return verdict(diff, se)
 
 
 def _load(folder: Path, name: str) -> dict[str, Any] | None:
@@ -55,28 +79,88 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-12) / max(n, 1))
 
 
-def verdict(diff: float, se: float) -> str:
-    """Reproduced if ``diff`` (ours, in the paper's direction) exceeds 2 standard errors."""
+def verdict(diff: float, se: float | None) -> str:
+    """The verdict of a difference ``diff`` (ours, positive in the paper's direction).
+
+    ``diff > 2 se``: reproduced; ``diff < -2 se``: contradicted; otherwise inconclusive (a
+    zero difference is inconclusive even when ``se`` is 0). ``se=None`` (mean rewards without
+    per-problem scores): the direction alone.
+    """
+    if se is None:
+        return DIRECTION if diff > 0 else OPPOSITE if diff < 0 else INCONCLUSIVE
     if diff > 2 * se:
         return REPRODUCED
-    if diff > 0:
-        return PARTLY
-    return NOT
+    if diff < -2 * se:
+        return CONTRADICTED
+    return INCONCLUSIVE
 
 
 def _diff_se(a: float, b: float, n: int) -> float:
-    """Standard error of the difference of two accuracies on the same ``n`` problems
-    (treated as independent: an upper bound for paired runs)."""
+    """Standard error of the difference of two accuracies on ``n`` problems each, treated as
+    independent (an upper bound for paired runs)."""
     return math.sqrt(binomial_se(a, n) ** 2 + binomial_se(b, n) ** 2)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """``a`` minus ``b``: the difference, its standard error (None: no error bar) and its kind
+    (``"paired"``, ``"paired, from the metrics file"``, ``"binomial, unpaired"``, ``"no error
+    bar"``)."""
+
+    diff: float
+    se: float | None
+    kind: str
+
+    def flipped(self) -> Comparison:
+        """``b`` minus ``a``."""
+        return Comparison(-self.diff, self.se, self.kind)
+
+
+def _per_problem_mean(scores: Sequence[Any]) -> np.ndarray:
+    """``[P]`` scores, or each problem's mean over seeds for ``[S, P]``."""
+    arr = np.asarray(scores, dtype=np.float64)
+    return arr.mean(axis=0) if arr.ndim == 2 else arr
+
+
+def compare(record: dict[str, Any], a: str, b: str, acc_a: float, acc_b: float, n: int) -> Comparison:
+    """``a`` minus ``b`` from one notebook's metrics, with the best standard error it allows.
+
+    In order: paired from ``metrics.per_problem`` when both vectors are there (runs with seeds:
+    each problem's mean over seeds); the ``metrics.comparisons`` row of the pair; for mean
+    rewards, no error bar; else the unpaired binomial error of ``acc_a`` and ``acc_b`` on ``n``
+    problems.
+    """
+    m = record["metrics"]
+    per = m.get("per_problem") or {}
+    if a in per and b in per:
+        s = paired_stats(_per_problem_mean(per[b]), _per_problem_mean(per[a]))
+        return Comparison(s.diff, s.se, PAIRED)
+    for row in m.get("comparisons") or []:
+        if (row.get("a"), row.get("b")) == (a, b):
+            return Comparison(float(row["diff"]), float(row["se"]), FROM_FILE)
+        if (row.get("a"), row.get("b")) == (b, a):
+            return Comparison(-float(row["diff"]), float(row["se"]), FROM_FILE)
+    if reward_scored(record):
+        return Comparison(acc_a - acc_b, None, NO_ERROR)
+    return Comparison(acc_a - acc_b, _diff_se(acc_a, acc_b, n), UNPAIRED)
+
+
 def findings(folder: str | Path) -> list[dict[str, str]]:
-    """One dict per finding: finding, paper, ours, verdict."""
+    """One dict per finding: finding, paper, ours, diff, se, mde, verdict (all strings)."""
     folder = Path(folder)
     rows: list[dict[str, str]] = []
 
-    def add(finding: str, paper: str, ours: str, v: str) -> None:
-        rows.append({"finding": finding, "paper": paper, "ours": ours, "verdict": v})
+    def add(finding: str, paper: str, ours: str, c: Comparison | None = None,
+            v: str | None = None) -> None:
+        """A row; the verdict is ``verdict(c.diff, c.se)`` unless ``v`` is given."""
+        row = {"finding": finding, "paper": paper, "ours": ours, "diff": "-", "se": "-",
+               "mde": "-", "verdict": NOT_RUN if c is None else v or verdict(c.diff, c.se)}
+        if c is not None:
+            row["diff"] = f"{c.diff:+.3f}"
+            if c.se is not None:
+                row["se"] = f"{c.se:.3f} ({c.kind})"
+                row["mde"] = f"{2 * c.se:.3f}"
+        rows.append(row)
 
     # ---- 02: Recall@N shape and temperature crossover
     r02 = _load(folder, "02_recall_at_n")
@@ -84,29 +168,42 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
     paper_cross = "lower T best at small N, higher T best at N > 10"
     if r02:
         m, n_test = r02["metrics"], r02["params"]["n_test"]
-        rec = m["recall"][max(m["recall"], key=lambda t: m["recall"][t][max(m["recall"][t], key=int)])]
+        per = m.get("per_problem_recall") or {}
+        t_top = max(m["recall"], key=lambda t: m["recall"][t][max(m["recall"][t], key=int)])
+        rec = m["recall"][t_top]
         n1, nmax = "1", max(rec, key=int)
-        diff = rec[nmax] - rec[n1]
+
+        def recall_cmp(ta: str, na: str, tb: str, nb: str) -> Comparison:
+            """pass@na at T=ta minus pass@nb at T=tb: paired over problems when 02 wrote them."""
+            if ta in per and tb in per and na in per[ta] and nb in per[tb]:
+                s = paired_stats(per[tb][nb], per[ta][na])
+                return Comparison(s.diff, s.se, PAIRED)
+            pa, pb = rec_at(m, ta, na), rec_at(m, tb, nb)
+            return Comparison(pa - pb, _diff_se(pa, pb, n_test), UNPAIRED)
+
         add("Recall@N rises steeply with N", paper_shape,
-            f"pass@1 {rec[n1]:.3f} -> pass@{nmax} {rec[nmax]:.3f} ({n_test} test problems)",
-            verdict(diff, _diff_se(rec[nmax], rec[n1], n_test)))
+            f"pass@1 {rec[n1]:.3f} -> pass@{nmax} {rec[nmax]:.3f} at T={t_top} ({n_test} test problems)",
+            recall_cmp(t_top, nmax, t_top, n1))
         best = m["best_temperature_by_n"]
-        small, large = best[min(best, key=int)], best[max(best, key=int)]
+        ts, tl = str(best[min(best, key=int)]), str(best[max(best, key=int)])
         ci = m["recall_ci90"]
-        tl, ts = str(large), str(small)
-        if m.get("crossover"):
-            lo_large = ci[tl][nmax][0]
-            hi_small = ci[ts][nmax][1]
-            v = REPRODUCED if lo_large > hi_small else PARTLY
-        else:
-            v = NOT
-        add("Temperature crossover", paper_cross,
-            f"best T at N=1: {small}; at N={nmax}: {large}; pass@{nmax} {rec_at(m, tl, nmax):.3f} (T={tl}) "
-            f"vs {rec_at(m, ts, nmax):.3f} (T={ts}), 90% intervals "
-            f"{_fmt_ci(ci[tl][nmax])} vs {_fmt_ci(ci[ts][nmax])}", v)
+        at_n = recall_cmp(tl, nmax, ts, nmax)  # the best T at N=nmax against the best at N=1
+        at_1 = recall_cmp(ts, n1, tl, n1)
+        ours = (f"best T at N=1: {ts}; at N={nmax}: {tl}; pass@{nmax} {rec_at(m, tl, nmax):.3f} (T={tl}) "
+                f"vs {rec_at(m, ts, nmax):.3f} (T={ts}), 90% intervals {_fmt_ci(ci[tl][nmax])} vs "
+                f"{_fmt_ci(ci[ts][nmax])}; pass@1 T={ts} minus T={tl}: {at_1.diff:+.3f} "
+                f"(SE {at_1.se:.3f})")
+        # both ends must be beyond noise: the higher T ahead at N=nmax and behind at N=1
+        sign = 1.0 if float(tl) > float(ts) else -1.0 if float(tl) < float(ts) else 0.0
+        head = Comparison(sign * at_n.diff, at_n.se, at_n.kind)
+        ends = [verdict(at_n.diff, at_n.se), verdict(at_1.diff, at_1.se)]
+        v = INCONCLUSIVE
+        if sign != 0 and ends == [REPRODUCED, REPRODUCED]:
+            v = REPRODUCED if sign > 0 else CONTRADICTED
+        add("Temperature crossover", paper_cross, ours, head, v)
     else:
-        add("Recall@N rises steeply with N", paper_shape, "-", NOT_RUN)
-        add("Temperature crossover", paper_cross, "-", NOT_RUN)
+        add("Recall@N rises steeply with N", paper_shape, "-")
+        add("Temperature crossover", paper_cross, "-")
 
     # ---- 03: SFT, then DPO
     r03 = _load(folder, "03_training_stage")
@@ -118,12 +215,12 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
         dpo = t.get("SFT -> DPO", {}).get("greedy")
         if sft is not None:
             add("SFT raises greedy accuracy", "init .466 -> SFT .768", f"init {init:.3f} -> SFT {sft:.3f}",
-                verdict(sft - init, _diff_se(sft, init, n)))
+                compare(r03, "SFT", "init", sft, init, n))
         if dpo is not None and sft is not None:
             add("DPO after SFT raises it further", "SFT .768 -> SFT+DPO .799",
-                f"SFT {sft:.3f} -> SFT+DPO {dpo:.3f}", verdict(dpo - sft, _diff_se(dpo, sft, n)))
+                f"SFT {sft:.3f} -> SFT+DPO {dpo:.3f}", compare(r03, "SFT -> DPO", "SFT", dpo, sft, n))
     else:
-        add("SFT, then DPO, raise greedy accuracy", paper_stage, "-", NOT_RUN)
+        add("SFT, then DPO, raise greedy accuracy", paper_stage, "-")
 
     # ---- 04 / 07: listwise against pairwise
     r04 = _load(folder, "04_ranking_losses")
@@ -138,13 +235,12 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
             avg = {k: sum(v) / len(v) for k, v in means.items()}
             best = max((k for k in avg if k != "pairwise"), key=lambda k: avg[k])
             seeds = len(means[best])
-            se = _diff_se(avg[best], avg["pairwise"], n * seeds)
             add("Listwise beats pairwise (one round, 04)", paper_list,
                 f"best listwise {best} {avg[best]:.3f} vs pairwise {avg['pairwise']:.3f} "
                 f"(mean of {seeds} seeds; " + ", ".join(f"{k} {v:.3f}" for k, v in avg.items()) + ")",
-                _judge(r04, avg[best] - avg["pairwise"], se))
+                compare(r04, best, "pairwise", avg[best], avg["pairwise"], n * seeds))
     else:
-        add("Listwise beats pairwise (one round, 04)", paper_list, "-", NOT_RUN)
+        add("Listwise beats pairwise (one round, 04)", paper_list, "-")
 
     # ---- 05: hard negatives
     r05 = _load(folder, "05_hard_negatives")
@@ -155,16 +251,14 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
         order = sorted(acc, key=lambda k: -acc[k])
         hardest, easiest = "incorrect_low_t", "unrelated"
         ours = ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
-        if r05["metrics"]["order_reproduced"]:
-            v = verdict(acc[hardest] - acc[easiest], _diff_se(acc[hardest], acc[easiest], n))
-        else:
-            v = PARTLY if acc.get(hardest, 0) > acc.get(easiest, 0) else NOT
         chain = order[0]
         for a, b in zip(order, order[1:], strict=False):
             chain += (" > " if acc[a] > acc[b] else " = ") + b
-        add("Harder negatives help more", paper_tiers, f"{ours}; order {chain}", v)
+        add("Harder negatives help more", paper_tiers,
+            f"{ours}; order {chain}; tier (4) minus tier (1)",
+            compare(r05, hardest, easiest, acc[hardest], acc[easiest], n))
     else:
-        add("Harder negatives help more", paper_tiers, "-", NOT_RUN)
+        add("Harder negatives help more", paper_tiers, "-")
 
     # ---- 06: list size, memorization, diversity
     r06 = _load(folder, "06_candidate_lists")
@@ -179,9 +273,10 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
             gain = r06["metrics"]["gains"][key]
             n = r06["params"]["n_test"]
             unit = "test mean reward" if reward_scored(r06) else "test greedy"
-            add(finding, paper, f"{what}: {gain:+.3f} {unit}", _judge(r06, gain, _diff_se(0.5, 0.5, n)))
+            c = _compare_06(r06, key, gain, n)
+            add(finding, paper, f"{what}: {gain:+.3f} {unit}", c)
         else:
-            add(finding, paper, "-", NOT_RUN)
+            add(finding, paper, "-")
 
     # ---- 07: LARPO against iterative DPO
     r07 = _load(folder, "07_larpo_loop")
@@ -195,10 +290,31 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
             add("LARPO beats iterative DPO", paper_main,
                 f"best LARPO ({best}) {larpo[best]:.3f} vs iterative DPO {acc['iterative DPO']:.3f}; "
                 + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()),
-                _judge(r07, larpo[best] - acc["iterative DPO"], _diff_se(larpo[best], acc["iterative DPO"], n)))
+                compare(r07, best, "iterative DPO", larpo[best], acc["iterative DPO"], n))
     else:
-        add("LARPO beats iterative DPO", paper_main, "-", NOT_RUN)
+        add("LARPO beats iterative DPO", paper_main, "-")
     return rows
+
+
+def _compare_06(record: dict[str, Any], key: str, gain: float, n: int) -> Comparison:
+    """The runs behind one of 06's ``gains`` (``"<section>/<key>"`` names) and their comparison;
+    the final test score of each run is read from its section, else ``gain`` around 0.5."""
+    m = record["metrics"]
+    section = {"k_largest_vs_smallest": "list_size", "memory_all_vs_current": "memory",
+               "mix_vs_single": "temperatures"}[key]
+    runs = m.get(section) or {}
+    a = b = None
+    if key == "k_largest_vs_smallest" and runs:
+        a, b = max(runs, key=int), min(runs, key=int)
+    elif key == "memory_all_vs_current":
+        a, b = "all", "current"
+    elif runs:
+        a = next((k for k in runs if k.startswith("mix")), None)
+        b = next((k for k in runs if k.startswith("single")), None)
+    if a in runs and b in runs and runs[a] and runs[b]:
+        acc_a, acc_b = runs[a][-1]["test_greedy"], runs[b][-1]["test_greedy"]
+        return compare(record, f"{section}/{a}", f"{section}/{b}", acc_a, acc_b, n)
+    return compare(record, f"{section}/?", f"{section}/?", 0.5 + gain / 2, 0.5 - gain / 2, n)
 
 
 def rec_at(m: dict[str, Any], t: str, n: str) -> float:
@@ -220,6 +336,7 @@ def render(rows: list[dict[str, str]], folder: Path) -> str:
         task = (p.get("alignment_task") or p.get("task", "?")) if name[:2] in ("04", "06", "07") else p.get("task", "?")
         setups.append(f"{p.get('model_name', '?')} on {task} (preset {p.get('preset', '?')})")
     setups = sorted(set(setups), key=setups.index)
+    no_bar = counts[DIRECTION] + counts[OPPOSITE]
     lines = [
         "# Reproduction report",
         "",
@@ -228,20 +345,27 @@ def render(rows: list[dict[str, str]], folder: Path) -> str:
         "REFERENCE.md section 4 (7B models, GSM8K / AlpacaEval 2); ours from "
         f"{'; '.join(setups) or 'no run yet'}. Only directions are compared, never magnitudes.",
         "",
-        "Verdict rule: a difference in the paper's direction larger than twice its standard error "
-        "(binomial, on the test problems) is *reproduced*; in the paper's direction but within that "
-        "noise, *partly (within noise)*; the other way, *not reproduced*. Mean rewards (a reward-scored "
-        "alignment task) have no binomial error: *same direction (no error bar)* or *not reproduced*.",
+        "Verdict rule: *diff* is ours, signed so that positive is the paper's direction; *SE* its "
+        "standard error, paired (the same test problems: only those that changed carry noise) "
+        "where the metrics file has per-problem scores, else binomial on two accuracies treated as "
+        "independent (labelled unpaired); *MDE* the minimum detectable effect, 2 SE. Beyond 2 SE "
+        "in the paper's direction: *reproduced*; beyond 2 SE the other way: *contradicted*; "
+        "otherwise *inconclusive*. The temperature crossover needs both ends beyond 2 SE (the "
+        "higher T ahead at the largest N, behind at N=1); its row shows the largest N. Mean "
+        "rewards without per-problem scores have no error bar: *same direction* or *opposite "
+        "direction (no error bar)*.",
         "",
-        f"Summary: {counts[REPRODUCED]} reproduced, {counts[PARTLY]} partly, "
-        + (f"{counts[DIRECTION]} same direction without error bar, " if counts[DIRECTION] else "")
-        + f"{counts[NOT]} not reproduced, {counts[NOT_RUN]} not run.",
+        f"Summary: {counts[REPRODUCED]} reproduced, {counts[CONTRADICTED]} contradicted, "
+        f"{counts[INCONCLUSIVE]} inconclusive, "
+        + (f"{no_bar} without error bar, " if no_bar else "")
+        + f"{counts[NOT_RUN]} not run.",
         "",
-        "| finding | paper | ours | verdict |",
-        "|---|---|---|---|",
+        "| finding | paper | ours | diff | SE | MDE | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['finding']} | {r['paper']} | {r['ours']} | {r['verdict']} |")
+        lines.append(f"| {r['finding']} | {r['paper']} | {r['ours']} | {r['diff']} | {r['se']} "
+                     f"| {r['mde']} | {r['verdict']} |")
     return "\n".join(lines) + "\n"
 
 

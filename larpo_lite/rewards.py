@@ -8,10 +8,19 @@ FsfairX-LLaMA3-RM) are the rerankers of the GPU presets (notebooks/08_scaling_up
 Every reranker takes ``score(texts, gold=None, prompt=None)``: the verifier needs
 ``gold``, a reward model needs ``prompt`` (the user's question, plain text), majority
 vote needs neither.
+
+The binary verifier ties every correct response with every other, so a list of four
+ranked by it orders the correct ones (and the wrong ones) by sampling order, and a listwise
+loss partly learns that noise. :class:`GradedVerifierReranker` (``"graded_verifier"``) keeps
+the verifier's order and grades within each side (the paper's listwise gains come from
+graded reward-model scores). The ``reranker`` parameter (``Params.reranker``, passed on to
+``LoopConfig.reranker``) picks it when no ``reward_model`` is set.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -56,6 +65,97 @@ class MajorityVoteReranker:
         top = max(counts.values())
         winner = next(a for a in answers if a is not None and counts[a] == top)
         return [1.0 if a == winner else 0.0 for a in answers]
+
+
+# a final-answer line as the prompt asks for it: "#### <one token>", an optional final dot
+_FORMAT_LINE = re.compile(r"^[ \t]*####[ \t]*(\S+?)[ \t]*\.?[ \t]*$", re.MULTILINE)
+
+
+def has_answer_line(text: str) -> bool:
+    """Whether ``text`` holds a line ``#### <number>`` (the format the prompt asks for); the
+    number as the verifier reads it (commas, ``-``/U+2212 signs, decimals, exponents), finite."""
+    for m in _FORMAT_LINE.finditer(text):
+        value = normalize_number(m.group(1).replace("\u2212", "-"))
+        if value is not None and value.is_finite():
+            return True
+    return False
+
+
+def answer_closeness(answer: str | None, gold: str | None) -> float:
+    """How close a numeric answer is to the gold one, in ``[0, 1]``; 1 when equal.
+
+    ``exp(-|log(|a| + 1) - log(|g| + 1)|) = (min(|a|, |g|) + 1) / (max(|a|, |g|) + 1)``: a
+    relative distance of magnitudes (41 for 42 is close, 420 far), halved when ``a`` and
+    ``g`` have opposite signs; 0.0 when either is missing or not a number.
+    """
+    a, g = normalize_number(answer), normalize_number(gold)
+    if a is None or g is None:
+        return 0.0
+    x, y = abs(float(a)), abs(float(g))
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return 0.0
+    close = (min(x, y) + 1.0) / (max(x, y) + 1.0)
+    return close / 2 if a * g < 0 else close
+
+
+class GradedVerifierReranker:
+    """The verifier's order with graded ties: every correct response scores above every
+    incorrect one, and within each side a graded score orders the responses.
+
+    ``score = 0.55 + 0.45 * q`` for a correct response, ``0.45 * q`` for an incorrect one, so
+    correct responses lie in ``[0.55, 1]`` and incorrect ones in ``[0, 0.45]``, with the grade
+
+        ``q = 0.35 * closeness + 0.30 * format + 0.25 * agreement + 0.10 * brevity``  in [0, 1]:
+
+    - closeness: :func:`answer_closeness` of the extracted answer to ``gold`` (1 for a correct
+      answer; a near miss beats a far one);
+    - format: 1 if the response has a ``#### <number>`` line (:func:`has_answer_line`), the
+      format the prompt asks for;
+    - agreement: the share of the *other* candidates whose answer equals this one's
+      (self-consistency, as in majority vote; 0 without an answer or for a single candidate);
+    - brevity: ``1 / (1 + words / 20)``, the last tie-break: among otherwise equal responses
+      the more concise one ranks first.
+
+    The score of a text depends on the whole candidate list only through agreement (the
+    multiset of answers), not on its position, so it is deterministic and order-free.
+    Responses whose components all match (the same text sampled twice, say) still tie;
+    :func:`larpo_lite.lists.rank_candidates` keeps their sampling order (a stable sort).
+
+    Unlike the binary verifier, a prompt whose responses are all wrong (or all right) usually
+    gets distinct scores, so list selection keeps it (ordered by the grade) instead of
+    skipping it: more lists per round than the verifier gives on the same samples.
+    """
+
+    name = "graded_verifier"
+    CORRECT_FLOOR, BAND = 0.55, 0.45
+    WEIGHTS = {"closeness": 0.35, "format": 0.30, "agreement": 0.25, "brevity": 0.10}
+
+    def components(self, texts: Sequence[str], gold: str) -> list[dict[str, float]]:
+        """Per response: ``correct`` (0/1) and the four grade components, each in [0, 1]."""
+        answers = [extract_answer(t) for t in texts]
+        values = [normalize_number(a) for a in answers]
+        counts = Counter(v for v in values if v is not None)
+        others = len(texts) - 1
+        out = []
+        for t, a, v in zip(texts, answers, values, strict=True):
+            out.append({
+                "correct": 1.0 if is_correct(t, gold) else 0.0,
+                "closeness": answer_closeness(a, gold),
+                "format": 1.0 if has_answer_line(t) else 0.0,
+                "agreement": (counts[v] - 1) / others if v is not None and others > 0 else 0.0,
+                "brevity": 1.0 / (1.0 + len(t.split()) / 20.0),
+            })
+        return out
+
+    def score(self, texts: Sequence[str], gold: str | None = None,
+              prompt: str | None = None) -> list[float]:
+        if gold is None:
+            raise ValueError("the graded verifier needs the gold answer")
+        scores = []
+        for c in self.components(texts, gold):
+            q = sum(w * c[k] for k, w in self.WEIGHTS.items())
+            scores.append(self.CORRECT_FLOOR + self.BAND * q if c["correct"] else self.BAND * q)
+        return scores
 
 
 class RewardModelReranker:
@@ -159,8 +259,8 @@ class RewardModelReranker:
         return self.score_pairs([prompt] * len(texts), list(texts))
 
 
-RERANKERS: dict[str, Any] = {"verifier": VerifierReranker, "majority": MajorityVoteReranker,
-                             "reward_model": RewardModelReranker}
+RERANKERS: dict[str, Any] = {"verifier": VerifierReranker, "graded_verifier": GradedVerifierReranker,
+                             "majority": MajorityVoteReranker, "reward_model": RewardModelReranker}
 
 
 def get_reranker(name: str, **kwargs: Any) -> Reranker:

@@ -1,6 +1,17 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from larpo_lite.rewards import MajorityVoteReranker, VerifierReranker, best_of_n, get_reranker
+from larpo_lite.lists import rank_candidates, select
+from larpo_lite.rewards import (
+    GradedVerifierReranker,
+    MajorityVoteReranker,
+    VerifierReranker,
+    answer_closeness,
+    best_of_n,
+    get_reranker,
+    has_answer_line,
+)
 
 
 def test_verifier():
@@ -27,3 +38,122 @@ def test_best_of_n_and_registry():
     assert get_reranker("majority").name == "majority"
     with pytest.raises(ValueError, match="verifier"):
         get_reranker("oracle")
+
+
+# ---- the graded verifier
+
+_FILLER = ["", "So", "The total is", "First add them.", "We get", "\n", "answer is"]
+_response = st.builds(
+    lambda pre, num, fmt, post: f"{pre} {num}" + (f"\n#### {num}" if fmt else "") + post,
+    st.sampled_from(_FILLER), st.integers(-5, 15), st.booleans(), st.sampled_from(["", " done", ""]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_response | st.sampled_from(["no idea", "", "#### ", "####42"]), min_size=1,
+                max_size=10), st.integers(0, 10))
+def test_graded_verifier_keeps_every_correct_above_every_incorrect(texts, gold):
+    scores = GradedVerifierReranker().score(texts, str(gold))
+    binary = VerifierReranker().score(texts, str(gold))
+    right = [s for s, b in zip(scores, binary, strict=True) if b == 1.0]
+    wrong = [s for s, b in zip(scores, binary, strict=True) if b == 0.0]
+    assert all(0.55 <= s <= 1.0 for s in right) and all(0.0 <= s <= 0.45 for s in wrong)
+    if right and wrong:
+        assert min(right) > max(wrong)
+    # ranked by it, the list is the verifier's order: no incorrect response above a correct one
+    ranked = rank_candidates("p", texts, scores)
+    flags = VerifierReranker().score(ranked.texts, str(gold))
+    assert flags == sorted(flags, reverse=True)
+    # a text's score does not depend on where it stands in the list
+    rev = GradedVerifierReranker().score(texts[::-1], str(gold))
+    assert rev == scores[::-1]
+
+
+def test_graded_verifier_hand_example():
+    gold = "42"
+    texts = [
+        "7 * 6 = 42\n#### 42",                                      # 0 correct, formatted, short
+        "Seven sixes make 42, counted one by one carefully, so the answer is 42",  # 1 correct, no ####
+        "#### 41",                                                  # 2 wrong, near, formatted
+        "The answer is 400",                                        # 3 wrong, far, no ####
+        "#### 41",                                                  # 4 the same as 2
+        "I do not know",                                            # 5 no answer at all
+        "#### -42",                                                 # 6 wrong sign
+    ]
+    r = GradedVerifierReranker()
+    comps = r.components(texts, gold)
+    assert [c["correct"] for c in comps] == [1, 1, 0, 0, 0, 0, 0]
+    assert [c["format"] for c in comps] == [1, 0, 1, 0, 1, 0, 1]
+    assert comps[0]["agreement"] == pytest.approx(1 / 6)  # one other response says 42
+    assert comps[2]["agreement"] == pytest.approx(1 / 6) and comps[5]["agreement"] == 0.0
+    assert comps[2]["closeness"] == pytest.approx(42 / 43)
+    assert comps[3]["closeness"] == pytest.approx(43 / 401)
+    assert comps[6]["closeness"] == pytest.approx(0.5) and comps[5]["closeness"] == 0.0
+    s = r.score(texts, gold)
+    # the exact score of the first (7 words): 0.55 + 0.45 * (0.35 + 0.30 + 0.25 / 6 + 0.10 / (1 + 7 / 20))
+    assert s[0] == pytest.approx(0.55 + 0.45 * (0.35 + 0.30 + 0.25 / 6 + 0.10 / 1.35))
+    # graded order: formatted correct > unformatted correct > near miss > wrong sign > far > none
+    ranked = rank_candidates("p", texts, s)
+    assert ranked.texts == [texts[i] for i in (0, 1, 2, 4, 6, 3, 5)]
+    assert s[2] == s[4]  # identical texts tie: sampling order decides, 2 before 4
+    assert r.score(texts, gold) == s  # deterministic
+    # the binary verifier would leave 0/1 and 2..6 in sampling order
+    assert rank_candidates("p", texts, VerifierReranker().score(texts, gold)).texts == texts
+    with pytest.raises(ValueError, match="gold"):
+        r.score(texts)
+
+
+def test_graded_verifier_breaks_ties_deterministically():
+    r = GradedVerifierReranker()
+    # four correct answers differing only in format and length
+    texts = ["So the total is 12 apples in all\n#### 12", "#### 12", "12", "It is 12\n#### 12"]
+    s = r.score(texts, "12")
+    assert len(set(s)) == 4 and all(x >= 0.55 for x in s)
+    ranked = rank_candidates("p", texts, s)
+    assert ranked.texts == ["#### 12", "It is 12\n#### 12", "So the total is 12 apples in all\n#### 12", "12"]
+    # the same candidates in another order rank the same way
+    assert rank_candidates("p", texts[::-1], r.score(texts[::-1], "12")).texts == ranked.texts
+    # top2_bottom2 of a graded list carries the graded rewards to the listwise losses
+    picked = select(rank_candidates("p", texts + ["#### 11"], r.score(texts + ["#### 11"], "12")),
+                    "top2_bottom2")
+    assert picked is not None and picked.rewards == sorted(picked.rewards, reverse=True)
+    assert len(set(picked.rewards)) == 4
+
+
+def test_graded_helpers_and_registry():
+    assert has_answer_line("work\n#### 1,234.5\n") and has_answer_line("####  -3.")
+    assert has_answer_line("#### 1e3") and has_answer_line("#### \u22125") and has_answer_line("#### .5")
+    assert not has_answer_line("#### none") and not has_answer_line("the answer is 5 #### 5 words")
+    assert not has_answer_line("#### 5 apples") and not has_answer_line("#### NaN")
+    assert answer_closeness("5", "5") == 1.0 and answer_closeness(None, "5") == 0.0
+    assert answer_closeness("5", "x") == 0.0
+    assert answer_closeness("0", "9") == pytest.approx(0.1)
+    assert get_reranker("graded_verifier").name == "graded_verifier"
+    from larpo_lite.rewards import reranker_for
+
+    assert isinstance(reranker_for("", "graded_verifier"), GradedVerifierReranker)
+
+
+def test_graded_rewards_give_lambdarank_the_pairs_the_verifier_ties():
+    import torch
+
+    from larpo_lite.losses import lambdarank_weights
+
+    texts = ["#### 12", "12", "#### 11", "the answer is 3000", "It is 12\n#### 12", "nothing"]
+    pairs = {}
+    for rr in (VerifierReranker(), GradedVerifierReranker()):
+        lst = select(rank_candidates("p", texts, rr.score(texts, "12")), "top2_bottom2")
+        rewards = torch.tensor([lst.rewards])  # [1, 4], best first
+        pairs[rr.name] = int(lambdarank_weights(torch.zeros(1, 4), rewards=rewards).sum())
+    # binary: only the 2 x 2 correct/incorrect pairs; graded: all 6 ordered pairs
+    assert pairs == {"verifier": 4, "graded_verifier": 6}
+
+
+def test_graded_verifier_is_selectable_by_the_reranker_parameter():
+    from larpo_lite.config import Params
+    from larpo_lite.loop import LoopConfig
+    from larpo_lite.rewards import reranker_for
+
+    assert Params.load("default").reranker == "verifier"
+    cfg = LoopConfig.from_params(Params.load("smoke", reranker="graded_verifier"))
+    assert cfg.reranker == "graded_verifier"
+    assert isinstance(reranker_for(cfg.reward_model, cfg.reranker), GradedVerifierReranker)
