@@ -57,7 +57,7 @@ def test_paired_verdicts_from_per_problem_scores(tmp_path, gained, lost, want):
     acc = {"init": 0.3, "iterative DPO": float(np.mean(dpo)), "listmle": float(np.mean(best))}
     _write(tmp_path, "07_larpo_loop", {"test_greedy": acc, "per_problem": {
         "iterative DPO": dpo, "listmle": best}}, n_test=n)
-    row = _rows(tmp_path)["LARPO beats iterative DPO"]
+    row = _rows(tmp_path)["LARPO beats iterative DPO: listmle"]
     s = paired_stats(dpo, best)
     assert row["verdict"] == want == {"better": R.REPRODUCED, "worse": R.CONTRADICTED,
                                       "inconclusive": R.INCONCLUSIVE}[s.verdict]
@@ -65,7 +65,7 @@ def test_paired_verdicts_from_per_problem_scores(tmp_path, gained, lost, want):
     assert row["se"] == f"{s.se:.3f} (paired)" and row["mde"] == f"{2 * s.se:.3f}"
     # the same accuracies without per-problem scores: the wider, unpaired error, labelled
     _write(tmp_path, "07_larpo_loop", {"test_greedy": acc}, n_test=n)
-    unpaired = _rows(tmp_path)["LARPO beats iterative DPO"]
+    unpaired = _rows(tmp_path)["LARPO beats iterative DPO: listmle"]
     assert unpaired["se"].endswith("(binomial, unpaired)")
     assert float(unpaired["se"].split()[0]) > s.se
     assert unpaired["diff"] == row["diff"]
@@ -107,7 +107,7 @@ def test_seeds_compare_per_problem_means(tmp_path):
         results += [{"objective": name, "seed": s, "greedy": float(np.mean(v))} for s, v in enumerate(runs)]
     _write(tmp_path, "04_ranking_losses", {"results": results, "per_problem": {
         "pairwise": pair, "listmle": lmle}}, n_test=n)
-    row = _rows(tmp_path)["Listwise beats pairwise (one round, 04)"]
+    row = _rows(tmp_path)["Listwise beats pairwise: listmle (one round, 04)"]
     s = paired_stats(np.mean(pair, axis=0), np.mean(lmle, axis=0))
     assert row["se"] == f"{s.se:.3f} (paired)" and row["verdict"] == R.REPRODUCED
     assert "mean of 3 seeds" in row["ours"]
@@ -186,10 +186,13 @@ def test_report_from_metrics_files(tmp_path):
     rows = _rows(tmp_path)
     assert rows["SFT raises greedy accuracy"]["verdict"] == R.REPRODUCED
     assert rows["DPO after SFT raises it further"]["verdict"] == R.INCONCLUSIVE
-    assert rows["Listwise beats pairwise (one round, 04)"]["verdict"] == R.INCONCLUSIVE
-    assert "listmle 0.350" in rows["Listwise beats pairwise (one round, 04)"]["ours"]
+    assert rows["Listwise beats pairwise: listmle (one round, 04)"]["verdict"] == R.INCONCLUSIVE
+    assert "listmle 0.350" in rows["Listwise beats pairwise: listmle (one round, 04)"]["ours"]
     assert rows["Harder negatives help more"]["verdict"] == R.CONTRADICTED  # -0.3, SE about 0.12
     assert rows["LARPO beats iterative DPO"]["verdict"] == R.NOT_RUN
+    # every listwise objective gets its own row: none is picked on the test numbers
+    assert [k for k in rows if k.startswith("Listwise beats pairwise")] == [
+        "Listwise beats pairwise: listmle (one round, 04)"]
     assert rows["LARPO beats iterative DPO"]["diff"] == "-"
     text = R.write_report(tmp_path).read_text()
     assert "| finding | paper | ours | diff | SE | MDE | verdict |" in text
@@ -204,7 +207,7 @@ def test_mean_rewards_get_a_direction_unless_paired(tmp_path):
     for gap, want in ((0.01, R.DIRECTION), (-0.01, R.OPPOSITE)):
         acc = {"init": -0.2, "listmle": -0.1 + gap, "iterative DPO": -0.1, "offline DPO": -0.3}
         _write(tmp_path, "07_larpo_loop", {"test_greedy": acc, "runs": runs}, **params)
-        row = _rows(tmp_path)["LARPO beats iterative DPO"]
+        row = _rows(tmp_path)["LARPO beats iterative DPO: listmle"]
         assert row["verdict"] == want and row["se"] == "-" and row["mde"] == "-"
     # per-problem rewards give a paired error on real-valued scores
     rng = np.random.default_rng(3)
@@ -213,11 +216,11 @@ def test_mean_rewards_get_a_direction_unless_paired(tmp_path):
     acc = {"listmle": float(best.mean()), "iterative DPO": float(dpo.mean())}
     _write(tmp_path, "07_larpo_loop", {"test_greedy": acc, "runs": runs, "per_problem": {
         "listmle": best.tolist(), "iterative DPO": dpo.tolist()}}, n_test=64, **params)
-    row = _rows(tmp_path)["LARPO beats iterative DPO"]
+    row = _rows(tmp_path)["LARPO beats iterative DPO: listmle"]
     assert row["verdict"] == R.REPRODUCED and row["se"].endswith("(paired)")
     # the same gap in accuracy is within binomial noise
     _write(tmp_path, "07_larpo_loop", {"test_greedy": {"listmle": 0.51, "iterative DPO": 0.50},
                                        "runs": runs}, **{**params, "alignment_task": ""})
-    assert _rows(tmp_path)["LARPO beats iterative DPO"]["verdict"] == R.INCONCLUSIVE
+    assert _rows(tmp_path)["LARPO beats iterative DPO: listmle"]["verdict"] == R.INCONCLUSIVE
     text = R.write_report(tmp_path).read_text()
     assert "m on gsm8k (preset p)" in text  # alignment_task "" here: the report names the task
