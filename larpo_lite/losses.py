@@ -416,3 +416,51 @@ def margins(gamma: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
         return g.sum(dim=1)
     last = (mask.sum(dim=1) - 1).clamp(min=0)
     return g[:, 0] - g.gather(1, last.unsqueeze(1)).squeeze(1)
+
+
+# --------------------------------------------------------------------------- one list, by hand
+
+
+def loss_and_push(
+    log_ratios: list[float] | torch.Tensor,
+    beta: float = 1.0,
+    rewards: list[float] | torch.Tensor | None = None,
+    names: list[str] | None = None,
+) -> dict[str, tuple[float, list[float]]]:
+    """Each loss's value on one list, and how hard it pushes each response (autograd).
+
+    The list's scores are ``gamma = beta * log_ratios``, ``log_ratios[i] = log pi_theta(y_i|x) -
+    log pi_ref(y_i|x)``, best-ranked response first. The push on response ``i`` is
+    ``-dL/dlog_ratios[i] = -beta * dL/dgamma_i``: positive when a gradient step raises that
+    response's log-probability, negative when it lowers it. Model-free (no policy is loaded);
+    the widget of notebooks/04_ranking_losses calls it on the sliders' values.
+
+    Args:
+        log_ratios: ``[K]`` floats, ``K >= 2``, best first.
+        beta: ``> 0``, the scale of ``gamma``.
+        rewards: ``[K]`` non-increasing rewards for LambdaRank (tied rewards give no pair),
+            or None (every pair counts). The other losses ignore them.
+        names: losses to compute (default: all of :data:`LOSSES`, in its order).
+
+    Returns:
+        ``{name: (loss, push)}`` with ``loss`` a float and ``push`` a list of ``K`` floats.
+    """
+    r = torch.as_tensor(log_ratios, dtype=torch.float64).detach()
+    if r.dim() != 1 or r.numel() < 2:
+        raise ValueError(f"log_ratios must be one list of at least 2 scores, got shape "
+                         f"{tuple(r.shape)}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    rw = None if rewards is None else torch.as_tensor(rewards, dtype=torch.float64).reshape(1, -1)
+    if rw is not None and rw.shape[1] != r.numel():
+        raise ValueError(f"{rw.shape[1]} rewards for {r.numel()} scores")
+    out: dict[str, tuple[float, list[float]]] = {}
+    for name in names or list(LOSSES):
+        x = r.clone().requires_grad_(True)
+        gamma = (beta * x).unsqueeze(0)  # [1, K]
+        fn = get_loss(name)
+        loss = fn(gamma, None, rw) if name == "lambdarank" else fn(gamma)
+        loss.backward()
+        assert x.grad is not None
+        out[name] = (float(loss.detach()), (0.0 - x.grad).tolist())  # 0.0 - g: no -0.0
+    return out
