@@ -58,6 +58,7 @@ class Params:
     task_source: str = ""              # hub id or local files for gsm8k/math; "" = the hub default
     reward_model: str = ""             # HF reward model (id or folder) as reranker; "" = verifier
     reranker: str = "verifier"         # without reward_model: verifier or graded_verifier (rewards.py)
+    rerankers: list[str] = field(default_factory=lambda: ["verifier", "graded_verifier"])  # 04/07 run
     # The alignment notebooks (04, 06, 07) on another task than the math ones, as in the paper
     alignment_task: str = ""           # "" = `task`; ultrafeedback: prompts scored by reward_model
     alignment_source: str = ""         # hub id or local folder of the alignment task; "" = hub
@@ -95,6 +96,7 @@ class Params:
     prompts_per_iter: int = 16         # M: new training prompts per iteration
     loop_temperatures: list[float] = field(default_factory=lambda: [0.7])  # one, or a mix
     memory: str = "current"            # candidate lists kept: current, previous, all
+    memory_iterations: int = 3         # rounds of 06's memory runs (previous, all: same until 3)
     reference: str = "initial"         # reference policy: initial or behaviour
     tiers: list[str] = field(default_factory=lambda: [
         "unrelated", "other_prompt", "incorrect_high_t", "incorrect_low_t"])
@@ -210,6 +212,7 @@ OBJECTIVES = ("pairwise", "contrastive", "lambdarank", "listmle")          # tra
 MEMORY = ("current", "previous", "all")                                    # lists.MEMORY
 REFERENCES = ("initial", "behaviour")                                      # loop.REFERENCES
 TIERS = ("unrelated", "other_prompt", "incorrect_high_t", "incorrect_low_t")  # lists.TIERS
+RERANKERS = ("verifier", "graded_verifier")                                # rewards.RERANKERS
 
 # (parameter, lowest allowed value, whether the lowest is excluded); list parameters: each item.
 _AT_LEAST: tuple[tuple[str, float, bool], ...] = (
@@ -219,7 +222,8 @@ _AT_LEAST: tuple[tuple[str, float, bool], ...] = (
     ("n_train_prompts", 1, False), ("k_train", 1, False), ("beta", 0, True), ("lr", 0, True),
     ("epochs", 1, False), ("lists_per_step", 1, False), ("lora_r", 0, False),
     ("grad_accum", 1, False), ("n_val", 0, False), ("eval_samples", 0, False),
-    ("iterations", 0, False), ("prompts_per_iter", 1, False), ("loop_temperatures", 0, False),
+    ("iterations", 0, False), ("memory_iterations", 1, False), ("prompts_per_iter", 1, False),
+    ("loop_temperatures", 0, False),
     ("negative_temperatures", 0, False), ("list_sizes", 2, False), ("mix_temperatures", 0, False),
 )
 _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -227,11 +231,11 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "backend": ("sampling backend", BACKENDS), "task": ("task", TASKS),
     "alignment_task": ("task", ("", *TASKS)), "objectives": ("objective", OBJECTIVES),
     "memory": ("memorization mode", MEMORY), "reference": ("reference", REFERENCES),
-    "tiers": ("hard-negative tier", TIERS),
+    "tiers": ("hard-negative tier", TIERS), "rerankers": ("reranker", RERANKERS), "reranker": ("reranker", RERANKERS),
 }
 _NOT_EMPTY = ("model_name", "figures_dir", "reports_dir", "temperatures", "n_grid",
               "retriever_k_grid", "objectives", "train_seeds", "loop_temperatures", "tiers",
-              "negative_temperatures", "list_sizes", "mix_temperatures")
+              "negative_temperatures", "list_sizes", "mix_temperatures", "rerankers")
 
 
 def _validate(values: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:

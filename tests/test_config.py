@@ -157,3 +157,8 @@ def test_choices_match_the_modules_that_read_them():
     assert config.OBJECTIVES == trainer.RANKING_OBJECTIVES
     assert config.MEMORY == lists.MEMORY and config.TIERS == lists.TIERS
     assert config.REFERENCES == loop.REFERENCES
+
+
+def test_unknown_reranker_is_refused_at_construction():
+    with pytest.raises(ValueError, match="parameter 'reranker': unknown reranker 'grade'"):
+        Params(reranker="grade")
