@@ -26,23 +26,30 @@ import contextlib
 import inspect
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .models import is_peft_model
 from .progress import progress
 
 __all__ = [
+    "ListBatch",
     "PairBatch",
     "ReferenceCache",
     "batched_sequence_logprobs",
+    "collate_lists",
+    "encode_lists",
     "encode_pairs",
     "is_peft_model",
+    "list_attention_mask",
+    "list_logprobs",
     "reference_context",
     "sequence_logprobs",
+    "tokenize_lists",
     "tokenize_pairs",
 ]
 
@@ -178,16 +185,6 @@ def tokenize_pairs(
 # --------------------------------------------------------------------------- log-probs
 
 
-def is_peft_model(model: Any) -> bool:
-    """Whether ``model`` (or the module inside a DDP wrapper) is a peft model."""
-    inner = getattr(model, "module", model) if _is_ddp(model) else model
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return isinstance(inner, PeftModel)
-
-
 def _is_ddp(model: Any) -> bool:
     return isinstance(model, torch.nn.parallel.DistributedDataParallel)
 
@@ -259,6 +256,231 @@ def sequence_logprobs(
     return total
 
 
+# --------------------------------------------------------------------------- shared-prompt lists
+
+
+@dataclass
+class ListBatch:
+    """Candidate lists packed one row per list: the prompt once, then its K responses.
+
+    Row ``b`` holds ``prompt + response_0 (+ EOS) + response_1 (+ EOS) + ...`` then right
+    padding. Each response attends to the whole prompt and to its own earlier tokens, never to
+    another response, and its position ids restart where the prompt ends, so each response is
+    scored as in its own (prompt, response) sequence while the prompt runs once per list (and
+    the gradients of all K responses flow back through the one copy of the prompt).
+    Responses are numbered ``0..N-1`` over the batch: lists in order, responses in order.
+
+    Attributes:
+        input_ids: [B, L] long.
+        position_ids: [B, L] long; ``0..P-1`` on the prompt, ``P, P+1, ...`` again on each
+            response; 0 on padding.
+        segment_ids: [B, L] long; 0 on the prompt, ``k + 1`` on the k-th response of the row,
+            -1 on padding.
+        target_index: [B, L] long; on a response token, the number (``0..N-1``) of its
+            response; -1 elsewhere.
+        source_position: [B, L] long; on a response token, the row position whose logits
+            predict it: the previous token of the same response, or the prompt's last token
+            for a response's first token; 0 elsewhere.
+        counts: [B] long, responses per list.
+        truncated: [N] bool, True where the response was cut to fit ``max_length``.
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    segment_ids: torch.Tensor
+    target_index: torch.Tensor
+    source_position: torch.Tensor
+    counts: torch.Tensor
+    truncated: torch.Tensor
+
+    def to(self, device: torch.device | str) -> ListBatch:
+        """The same batch on ``device``."""
+        return ListBatch(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    @property
+    def num_tokens(self) -> int:
+        """Real (non-padding) tokens in the batch: each list's prompt counts once."""
+        return int((self.segment_ids >= 0).sum())
+
+    @property
+    def num_responses(self) -> int:
+        """N, the responses of all lists."""
+        return int(self.counts.sum())
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def encode_lists(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[Sequence[str]],
+    max_length: int | None = None,
+    add_eos: bool = True,
+) -> list[tuple[list[int], list[list[int]], list[bool]]]:
+    """Token ids of each list, unpadded.
+
+    Every (prompt, response) pair is tokenised and cut exactly as by :func:`encode_pairs`
+    (``max_length`` bounds the prompt plus *one* response), so a response gets the same tokens
+    and log-prob in a list as alone.
+
+    Args:
+        prompts: B prompts.
+        responses: B sequences of responses, ``responses[b]`` the (at least one) candidates of
+            ``prompts[b]``.
+
+    Returns:
+        one ``(prompt_ids, response_ids, truncated)`` per list: ``response_ids[k]`` the tokens
+        of response k (+ EOS), ``truncated[k]`` whether it was cut.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} response lists")
+    for b, rs in enumerate(responses):
+        if isinstance(rs, str) or len(rs) == 0:
+            raise ValueError(f"list {b}: expected a non-empty sequence of responses, got {rs!r}")
+    flat_prompts = [p for p, rs in zip(prompts, responses, strict=True) for _ in rs]
+    flat = encode_pairs(tokenizer, flat_prompts, [r for rs in responses for r in rs],
+                        max_length, add_eos)
+    out = []
+    at = 0
+    for rs in responses:
+        chunk, at = flat[at : at + len(rs)], at + len(rs)
+        plen = chunk[0][1]
+        out.append((chunk[0][0][:plen], [ids[plen:] for ids, _, _ in chunk],
+                    [cut for _, _, cut in chunk]))
+    return out
+
+
+def collate_lists(
+    encoded: Sequence[tuple[list[int], list[list[int]], list[bool]]], pad_token_id: int
+) -> ListBatch:
+    """Pack encoded lists (from :func:`encode_lists`) one per row into a :class:`ListBatch`."""
+    b = len(encoded)
+    length = max((len(p) + sum(map(len, rs)) for p, rs, _ in encoded), default=1)
+    input_ids = [[pad_token_id] * length for _ in range(b)]
+    position_ids = [[0] * length for _ in range(b)]
+    segment_ids = [[-1] * length for _ in range(b)]
+    target_index = [[-1] * length for _ in range(b)]
+    source_position = [[0] * length for _ in range(b)]
+    n = 0
+    for row, (pids, rids, _) in enumerate(encoded):
+        plen = len(pids)
+        input_ids[row][:plen] = pids
+        position_ids[row][:plen] = range(plen)
+        segment_ids[row][:plen] = [0] * plen
+        at = plen
+        for k, r in enumerate(rids):
+            end = at + len(r)
+            input_ids[row][at:end] = r
+            position_ids[row][at:end] = range(plen, plen + len(r))
+            segment_ids[row][at:end] = [k + 1] * len(r)
+            target_index[row][at:end] = [n] * len(r)
+            source_position[row][at:end] = [plen - 1, *range(at, end - 1)]
+            at, n = end, n + 1
+    return ListBatch(
+        input_ids=torch.tensor(input_ids, dtype=torch.long),
+        position_ids=torch.tensor(position_ids, dtype=torch.long),
+        segment_ids=torch.tensor(segment_ids, dtype=torch.long),
+        target_index=torch.tensor(target_index, dtype=torch.long),
+        source_position=torch.tensor(source_position, dtype=torch.long),
+        counts=torch.tensor([len(rs) for _, rs, _ in encoded], dtype=torch.long),
+        truncated=torch.tensor([c for _, _, cuts in encoded for c in cuts], dtype=torch.bool),
+    )
+
+
+def tokenize_lists(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[Sequence[str]],
+    max_length: int | None = None,
+    add_eos: bool = True,
+) -> ListBatch:
+    """Tokenise B lists (a prompt and its responses) into a packed :class:`ListBatch` ([B, L])."""
+    return collate_lists(encode_lists(tokenizer, prompts, responses, max_length, add_eos),
+                         _pad_id(tokenizer))
+
+
+def list_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+    """The block attention of packed lists: [B, 1, L, L] bool, True where a query may attend.
+
+    A prompt token sees the earlier prompt tokens; a response token sees the whole prompt and
+    the earlier tokens of its own response. A padding token sees the prompt and the earlier
+    padding: no query row is empty (an empty row gives NaN under sdpa), and no real token
+    ever sees padding.
+
+    Args:
+        segment_ids: [B, L] long, as in :class:`ListBatch`.
+    """
+    length = segment_ids.shape[1]
+    q = segment_ids.unsqueeze(2)  # [B, L, 1]
+    k = segment_ids.unsqueeze(1)  # [B, 1, L]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segment_ids.device).tril()
+    return (causal & ((k == q) | (k == 0))).unsqueeze(1)
+
+
+def _config(model: Any) -> Any:
+    inner = model.module if _is_ddp(model) else model
+    if hasattr(inner, "get_base_model"):
+        inner = inner.get_base_model()
+    return getattr(inner, "config", None)
+
+
+def _attention_bias(model: Any, allowed: torch.Tensor) -> torch.Tensor:
+    """``allowed`` [B, 1, L, L] in the form the model's attention takes a custom 4D mask:
+    as is (bool) for sdpa, additive (0 / dtype min) for eager."""
+    impl = getattr(_config(model), "_attn_implementation", None) or "sdpa"
+    if impl == "sdpa":
+        return allowed
+    if impl == "eager":
+        dtype = next(model.parameters()).dtype
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+        return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+    raise ValueError(f"the shared-prompt list forward needs 'sdpa' or 'eager' attention (a "
+                     f"custom 4D mask); this model uses {impl!r}: pass share_prompt=False")
+
+
+def list_logprobs(model: Any, batch: ListBatch, reduction: str = "sum") -> torch.Tensor:
+    """Summed (or mean) log-probabilities of every response of packed lists, one forward.
+
+    Equal to :func:`sequence_logprobs` of the same (prompt, response) pairs (up to float
+    rounding) at about ``P + K*R`` instead of ``K*(P + R)`` tokens per list. Logits are only
+    produced from the first predicting position on (``logits_to_keep``), the log-softmax only
+    at the predicting positions, in float32. Gradients flow when called outside ``no_grad``.
+
+    Args:
+        model: a causal LM with sdpa or eager attention (HF, peft- or DDP-wrapped).
+        batch: a :class:`ListBatch` of ``[B, L]`` tensors.
+        reduction: ``"sum"`` (``log pi(y|x)``) or ``"mean"`` (per response token).
+
+    Returns:
+        [N] float32 tensor, lists in order, responses in order.
+    """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"unknown reduction {reduction!r}; valid: sum, mean")
+    ids = batch.input_ids
+    n, length = batch.num_responses, ids.shape[1]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.float32, device=ids.device)
+    rows, cols = (batch.target_index >= 0).nonzero(as_tuple=True)  # [T] each
+    source = batch.source_position[rows, cols]  # [T]
+    start = int(source.min())  # first position whose logits are needed
+    kwargs: dict[str, Any] = dict(
+        input_ids=ids, position_ids=batch.position_ids, use_cache=False,
+        attention_mask=_attention_bias(model, list_attention_mask(batch.segment_ids)))
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = length - start
+        logits = model(**kwargs).logits  # [B, L - start, V]
+    else:
+        logits = model(**kwargs).logits[:, start:]  # [B, L - start, V]
+    token_lp = -F.cross_entropy(logits[rows, source - start].float(), ids[rows, cols],
+                                reduction="none")  # [T]
+    target = batch.target_index[rows, cols]  # [T]
+    total = torch.zeros(n, dtype=torch.float32, device=ids.device).index_add(0, target, token_lp)
+    if reduction == "mean":
+        total = total / torch.bincount(target, minlength=n).clamp(min=1).to(total.dtype)
+    return total
+
+
 def reference_context(model: Any, disable_adapters: bool | None = None) -> Any:
     """Context in which ``model`` acts as the reference: adapters disabled for a peft model.
 
@@ -293,31 +515,81 @@ def batched_sequence_logprobs(
     reduction: str = "sum",
     show_progress: bool = False,
     desc: str = "log-probs",
+    share_prompt: bool = True,
 ) -> torch.Tensor:
-    """:func:`sequence_logprobs` of many pairs, ``batch_size`` sequences per forward.
+    """:func:`sequence_logprobs` of many pairs, at most ``batch_size`` responses per forward.
 
     Runs without gradients, in eval mode (dropout off; the mode is restored afterwards).
-    Pairs are sorted by length so that each batch holds similar lengths (less padding);
-    results come back in the input order.
+    With ``share_prompt`` the pairs are grouped by prompt and each group runs as one packed
+    list (:func:`list_logprobs`: the prompt once, its responses after it); otherwise each pair
+    is its own sequence (:func:`sequence_logprobs`). Rows are sorted by length so that each
+    batch holds similar lengths (less padding); results come back in the input order.
 
     Returns:
         [N] float32 tensor on the CPU.
     """
+    return _logprobs_in_batches(model, tokenizer, prompts, responses, batch_size, max_length,
+                                reduction, show_progress, desc, share_prompt)[0]
+
+
+def _logprobs_in_batches(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    batch_size: int,
+    max_length: int | None,
+    reduction: str,
+    show_progress: bool,
+    desc: str,
+    share_prompt: bool,
+) -> tuple[torch.Tensor, int]:
+    """:func:`batched_sequence_logprobs` and the number of forwards it ran."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    encoded = encode_pairs(tokenizer, prompts, responses, max_length)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    out = torch.zeros(len(encoded), dtype=torch.float32)
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    out = torch.zeros(len(prompts), dtype=torch.float32)
     device = _model_device(model)
     pad = _pad_id(tokenizer)
-    starts = range(0, len(order), batch_size)
+    # each forward: (indices of its pairs in the input, a function building its batch)
+    forwards: list[tuple[list[int], Any]] = []
+    if share_prompt:
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p, []).append(i)
+        chunks = [idx[s : s + batch_size] for idx in groups.values()
+                  for s in range(0, len(idx), batch_size)]
+        encoded = encode_lists(tokenizer, [prompts[c[0]] for c in chunks],
+                               [[responses[i] for i in c] for c in chunks], max_length)
+        order = sorted(range(len(chunks)),
+                       key=lambda j: len(encoded[j][0]) + sum(map(len, encoded[j][1])))
+        current: list[int] = []
+        for j in order:  # whole lists, at most batch_size responses per forward
+            if current and sum(len(chunks[c]) for c in current) + len(chunks[j]) > batch_size:
+                forwards.append(([i for c in current for i in chunks[c]], current))
+                current = []
+            current.append(j)
+        if current:
+            forwards.append(([i for c in current for i in chunks[c]], current))
+
+        def run(part: list[int]) -> torch.Tensor:
+            return list_logprobs(model, collate_lists([encoded[j] for j in part], pad).to(device),
+                                 reduction)
+    else:
+        pairs = encode_pairs(tokenizer, prompts, responses, max_length)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
+        forwards = [(order[s : s + batch_size], order[s : s + batch_size])
+                    for s in range(0, len(order), batch_size)]
+
+        def run(part: list[int]) -> torch.Tensor:
+            return sequence_logprobs(model, collate_pairs([pairs[i] for i in part], pad).to(device),
+                                     reduction)
     with torch.no_grad(), _eval_mode(model):
         bar_kwargs: dict[str, Any] = {} if show_progress else {"disable": True}
-        for s in progress(starts, desc=desc, **bar_kwargs):
-            idx = order[s : s + batch_size]
-            batch = collate_pairs([encoded[i] for i in idx], pad).to(device)
-            out[torch.tensor(idx)] = sequence_logprobs(model, batch, reduction).float().cpu()
-    return out
+        for idx, part in progress(forwards, desc=desc, **bar_kwargs):
+            out[torch.tensor(idx, dtype=torch.long)] = run(part).float().cpu()
+    return out, len(forwards)
 
 
 # --------------------------------------------------------------------------- reference cache
@@ -359,6 +631,7 @@ class ReferenceCache:
         disable_adapters: bool | None = None,
         accelerator: Any = None,
         show_progress: bool = False,
+        share_prompt: bool = True,
     ) -> int:
         """Compute and store the reference log-probs of the pairs not cached yet.
 
@@ -369,9 +642,11 @@ class ReferenceCache:
             pairs: (prompt, response) pairs; duplicates and cached ones are skipped.
             disable_adapters: None (auto), True or False; see :func:`reference_context`.
             accelerator: an ``accelerate.Accelerator``; with several processes each computes a
-                strided share of the missing pairs and the results are gathered, so every
-                process ends with the full cache (all processes must call this together).
+                strided share of the missing pairs' prompts and the results are gathered, so
+                every process ends with the full cache (all processes must call this together).
             show_progress: show a progress bar.
+            share_prompt: run the responses of one prompt as one packed list (the prompt
+                once; :func:`list_logprobs`), else one sequence per pair.
 
         Returns:
             the number of pairs computed by this process.
@@ -379,16 +654,19 @@ class ReferenceCache:
         todo = self.missing(pairs)
         world = accelerator.num_processes if accelerator is not None else 1
         rank = accelerator.process_index if accelerator is not None else 0
-        local = todo[rank::world]
+        by_prompt: dict[str, list[tuple[str, str]]] = {}
+        for pair in todo:  # a prompt's pairs stay on one process (they share its forward)
+            by_prompt.setdefault(pair[0], []).append(pair)
+        local = [pair for group in list(by_prompt.values())[rank::world] for pair in group]
         values: list[float] = []
         if local:
             with reference_context(model, disable_adapters):
-                values = batched_sequence_logprobs(
+                computed, n_forward = _logprobs_in_batches(
                     model, tokenizer, [p for p, _ in local], [r for _, r in local],
-                    batch_size=self.batch_size, max_length=self.max_length,
-                    show_progress=show_progress, desc="reference log-probs",
-                ).tolist()
-            self.n_forward += -(-len(local) // self.batch_size)
+                    self.batch_size, self.max_length, "sum", show_progress,
+                    "reference log-probs", share_prompt)
+            values = computed.tolist()
+            self.n_forward += n_forward
         found = list(zip(local, values, strict=True))
         if world > 1 and todo:
             from accelerate.utils import gather_object

@@ -4,7 +4,10 @@ Introduced in notebooks/03_training_stage.
 
 A training example is a :class:`RankedList`: a prompt and its candidate responses sorted
 best-first (optionally with their rewards). Each optimizer step takes ``lists_per_step`` lists,
-runs **one** forward over all their candidates (flattened into an ``[N, L]`` batch), reads the
+runs **one** forward over all their candidates (``share_prompt``, the default: one packed row
+per list, the prompt once and its K responses after it, see
+:func:`larpo_lite.logprobs.list_logprobs`; otherwise every candidate is a full sequence of an
+``[N, L]`` batch), reads the
 reference log-probs from a :class:`~larpo_lite.logprobs.ReferenceCache` filled once before the
 first step, forms ``gamma = beta * (log pi_theta - log pi_ref)`` as a ``[B, K]`` tensor (lists of
 different lengths padded at the row end, with a mask) and applies a loss of
@@ -41,10 +44,12 @@ from . import losses as L
 from .logprobs import (
     ReferenceCache,
     batched_sequence_logprobs,
-    is_peft_model,
+    list_logprobs,
     sequence_logprobs,
+    tokenize_lists,
     tokenize_pairs,
 )
+from .models import is_peft_model
 from .progress import progress
 
 __all__ = [
@@ -114,7 +119,11 @@ class TrainConfig:
         seed: seeds the LoRA initialisation, dropout and the list order.
         shuffle: shuffle the lists every epoch (seeded by ``seed + epoch``).
         max_length: tokens per (prompt, response) sequence; responses are cut to fit.
-        ref_batch_size: sequences per forward when computing reference log-probs.
+        ref_batch_size: responses per forward when computing reference log-probs.
+        share_prompt: run each list's prompt once, its K responses attending to it (one packed
+            row per list; policy and reference log-probs alike); False runs every candidate
+            as its own (prompt, response) sequence. Same log-probs and gradients up to float
+            rounding; the shared forward runs ``P + K*R`` instead of ``K*(P + R)`` tokens.
         log_every: refresh the progress bar's loss/accuracy every this many steps.
         checkpoint_dir: if set, the final model is saved there (with ``logs.json``).
         show_progress: show progress bars (silenced under CI anyway).
@@ -138,6 +147,7 @@ class TrainConfig:
     shuffle: bool = True
     max_length: int | None = 512
     ref_batch_size: int = 16
+    share_prompt: bool = True
     log_every: int = 1
     checkpoint_dir: str | None = None
     show_progress: bool = True
@@ -180,8 +190,9 @@ class TrainResult:
         logs: one dict per optimizer step: step (0-based; its loss is computed before that
             step's update), epoch, loss (global mean over the step's lists), accuracy (share
             of correctly ordered pairs, None for sft), margin (mean gamma_first - gamma_last,
-            None for sft), lr, grad_norm (before clipping), tokens (real tokens, all
-            processes), seconds.
+            None for sft), lr, grad_norm (before clipping), tokens (real tokens run through
+            the model, all processes; with ``share_prompt`` a list's prompt counts once),
+            seconds.
         reference: the reference cache (None for sft).
         config: the configuration used.
         seconds: total wall time, reference computation included.
@@ -303,21 +314,24 @@ def score_lists(
     reference: ReferenceCache,
     beta: float = 0.1,
     batch_size: int = 16,
+    share_prompt: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``gamma = beta * (log pi_theta - log pi_ref)`` of every candidate, without gradients.
 
     Missing reference entries are computed with ``model`` (adapters disabled if peft), so
     pass a filled cache (e.g. ``TrainResult.reference``) to score a trained policy against
-    its reference. Sequences are cut at the cache's ``max_length``.
+    its reference. Sequences are cut at the cache's ``max_length``. ``share_prompt``: run each
+    list's prompt once (see :func:`~larpo_lite.logprobs.batched_sequence_logprobs`).
 
     Returns:
         (gamma [B, K] float32 on the CPU, 0 on padding; mask [B, K] bool).
     """
     rl = [_as_ranked_list(x, i) for i, x in enumerate(lists)]
     prompts, responses, counts = _flatten(rl)
-    reference.compute(model, tokenizer, list(zip(prompts, responses, strict=True)))
+    reference.compute(model, tokenizer, list(zip(prompts, responses, strict=True)),
+                      share_prompt=share_prompt)
     pol = batched_sequence_logprobs(model, tokenizer, prompts, responses, batch_size,
-                                    reference.max_length)
+                                    reference.max_length, share_prompt=share_prompt)
     return pad_to_lists(beta * (pol - reference.get(prompts, responses)), counts)
 
 
@@ -482,6 +496,7 @@ def train_ranking(
                 disable_adapters=None if ref_model is model else False,
                 accelerator=accelerator,
                 show_progress=config.show_progress and accelerator.is_main_process,
+                share_prompt=config.share_prompt,
             )
 
     # ---- data, optimizer, schedule
@@ -603,15 +618,14 @@ def _micro_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss (mean over the local lists) and the 6 local statistics sums of one micro-batch."""
     if loss_fn is None:  # sft: mean per-token log-prob of each list's first response
-        prompts = [x.prompt for x in lists]
-        responses = [x.responses[0] for x in lists]
-        batch = tokenize_pairs(tokenizer, prompts, responses, config.max_length).to(device)
-        loss = -sequence_logprobs(model, batch, reduction="mean").mean()
-        stats = [loss.detach(), 0.0, 0.0, 0.0, len(lists), batch.num_tokens]
+        lp, n_tokens = _policy_logprobs(model, tokenizer, [x.prompt for x in lists],
+                                        [x.responses[:1] for x in lists], config, device, "mean")
+        loss = -lp.mean()
+        stats = [loss.detach(), 0.0, 0.0, 0.0, len(lists), n_tokens]
         return loss, _stats(stats, device)
     prompts, responses, counts = _flatten(lists)
-    batch = tokenize_pairs(tokenizer, prompts, responses, config.max_length).to(device)
-    pol = sequence_logprobs(model, batch)  # [N]
+    pol, n_tokens = _policy_logprobs(model, tokenizer, [x.prompt for x in lists],
+                                     [x.responses for x in lists], config, device)  # [N]
     assert cache is not None
     ref = cache.get(prompts, responses).to(device)  # [N]
     gamma, mask = pad_to_lists(config.beta * (pol - ref), counts)  # [B, K]
@@ -625,8 +639,29 @@ def _micro_step(
         n_pairs = L.lambdarank_weights(g, mask, rewards, "none").sum()
         correct = L.ranking_accuracy(g, mask, rewards) * n_pairs
         margin = L.margins(g, mask).sum()
-    stats = [loss.detach(), correct.round(), n_pairs, margin, len(lists), batch.num_tokens]
+    stats = [loss.detach(), correct.round(), n_pairs, margin, len(lists), n_tokens]
     return loss, _stats(stats, device)
+
+
+def _policy_logprobs(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    responses: list[list[str]],
+    config: TrainConfig,
+    device: torch.device,
+    reduction: str = "sum",
+) -> tuple[torch.Tensor, int]:
+    """Log-probs ([N], lists in order, responses in order) of B lists' responses, with
+    gradients, and the number of real tokens the forward ran: one packed row per list with
+    ``config.share_prompt``, else one sequence per (prompt, response) pair."""
+    if config.share_prompt:
+        lb = tokenize_lists(tokenizer, prompts, responses, config.max_length).to(device)
+        return list_logprobs(model, lb, reduction), lb.num_tokens
+    flat_prompts = [p for p, rs in zip(prompts, responses, strict=True) for _ in rs]
+    flat_responses = [r for rs in responses for r in rs]
+    pb = tokenize_pairs(tokenizer, flat_prompts, flat_responses, config.max_length).to(device)
+    return sequence_logprobs(model, pb, reduction), pb.num_tokens
 
 
 def _stats(values: list[Any], device: torch.device) -> torch.Tensor:
