@@ -62,6 +62,60 @@ def training_rows() -> list[str]:
     return rows
 
 
+def sampling_default_rows() -> list[str]:
+    """The default HF sampler (decode loop) against plain generate, one run
+    (benchmarks/sampling_default.py)."""
+    path = RESULTS / "sampling_default.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    s, src = data["settings"], f"`{path.relative_to(ROOT)}`"
+    when = f"run of {data['measured'][:16].replace('T', ' ')}, {data['torch_threads']} threads"
+    work = {"sampling": f"{s['train_prompts']} prompts x {s['k']} samples, T={s['temperature']}",
+            "greedy": f"greedy, {s['test_problems']} test problems"}
+    names = {"generate": "plain generate (before)", "continuous": "decode loop, rows leave "
+             "and join (default)", "drop": "decode loop, rows leave, no refill",
+             "generate_static": "plain generate, static cache"}
+    rows = []
+    for part, label in work.items():
+        for option, r in data[part].items():
+            rows.append(f"| HF {data['dtype']}, {names.get(option, option)} ({label}, batch "
+                        f"{s['batch_size']}, <= {s['max_new_tokens']} tokens, {when}) | "
+                        f"{r['tokens_per_s']} tokens/s | {src} |")
+    sm = data["summary"]
+    rows.append(f"| default sampler over plain generate: sampling / greedy | "
+                f"{sm['speedup_sampling']}x / {sm['speedup_greedy']}x | {src} |")
+    same = data.get("greedy_vs_generate", {}).get("continuous")
+    if same:
+        rows.append(f"| greedy answers, default sampler vs plain generate ({same['problems']} "
+                    f"problems) | {same['identical_text']} identical, {same['same_final_answer']} "
+                    f"same final answer | {src} |")
+    return rows
+
+
+def list_forward_rows() -> list[str]:
+    """A list's prompt run once against every candidate as a full sequence, forward + backward
+    of one training micro-batch (benchmarks/list_forward.py)."""
+    path = RESULTS / "list_forward.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    st, src = data["settings"], f"`{path.relative_to(ROOT)}`"
+    by = {(r["k"], r["share_prompt"]): r for r in data["results"]}
+    rows = []
+    for k in sorted({r["k"] for r in data["results"]}):
+        shared, unshared = by[(k, True)], by[(k, False)]
+        rows.append(
+            f"| training, one list of K={k}, prompt once / every candidate a full sequence "
+            f"(forward + backward, LoRA r={st['lora']['r']}, {data['dtype']}, "
+            f"prompt {st['prompt_tokens_mean']} + response {st['response_tokens_mean']} tokens, "
+            f"{data['threads']} thread, median of {st['reps']}) | {shared['seconds_per_list']:.2f} s "
+            f"/ {unshared['seconds_per_list']:.2f} s per list "
+            f"({data['summary'][f'shared_speedup_k{k}']}x) | {src} |")
+    rows.append(f"| (machine) | {data['cpu']}, run of {data['when'][:16].replace('T', ' ')} | |")
+    return rows
+
+
 def backend_rows() -> list[str]:
     """HF float32 / bfloat16 against vLLM, one run (benchmarks/sampling_backends.py)."""
     path = RESULTS / "sampling_backends.json"
@@ -107,7 +161,8 @@ def memory_rows() -> list[str]:
 
 
 def table() -> str:
-    rows = sampling_rows() + backend_rows() + training_rows() + memory_rows()
+    rows = (sampling_rows() + sampling_default_rows() + backend_rows() + training_rows()
+            + list_forward_rows() + memory_rows())
     head = ["| what | measured | from |", "|---|---|---|"]
     return "\n".join([BEGIN, *head, *rows, END])
 

