@@ -107,9 +107,17 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from .tune import run
 
     params = Params.load(args.preset)
-    out = run(params, _floats("--lrs", args.lrs, positive=True),
-              _floats("--betas", args.betas, positive=True))
-    print(f"[larpo-lite] chosen on validation: {out['chosen']} ({out['path']})")
+    if args.study:
+        if args.lrs or args.betas:
+            raise ValueError("tune: give --study or --lrs/--betas, not both")
+        out = run(params, study=args.study, n_val=args.n_val)
+    else:
+        out = run(params, _floats("--lrs", args.lrs or "3e-5,1e-4,3e-4", positive=True),
+                  _floats("--betas", args.betas or "0.1", positive=True), n_val=args.n_val)
+    for objective, c in out["chosen"].items():
+        print(f"[larpo-lite] {objective}: chosen on validation {c['name']} "
+              f"({c['diff']:+.3f} +- {c['se']:.3f}, {c['verdict']})")
+    print(f"[larpo-lite] {out['path']}")
     return 0
 
 
@@ -162,10 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "as notebooks 04, 06 and 07 run it")
     lp.set_defaults(func=_cmd_loop)
 
-    tu = sub.add_parser("tune", help="choose lr and beta on the validation split (one DPO round each)")
+    tu = sub.add_parser("tune", help="choose the training setting on the validation split "
+                        "(each setting a loop run compared paired with the initial policy)")
     tu.add_argument("--preset", default="default")
-    tu.add_argument("--lrs", default="3e-5,1e-4,3e-4", help="comma-separated learning rates")
-    tu.add_argument("--betas", default="0.1", help="comma-separated betas")
+    tu.add_argument("--study", default=None,
+                    help="a study file of settings, e.g. configs/tuning/default.yaml")
+    tu.add_argument("--lrs", default=None,
+                    help="without --study: one DPO round per lr (comma-separated; "
+                         "default 3e-5,1e-4,3e-4)")
+    tu.add_argument("--betas", default=None, help="without --study: comma-separated betas "
+                    "(default 0.1)")
+    tu.add_argument("--n-val", type=int, default=None,
+                    help="validation problems (default: the study's, else the preset's n_val)")
     tu.set_defaults(func=_cmd_tune)
     return parser
 

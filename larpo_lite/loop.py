@@ -14,7 +14,10 @@ Each iteration ``s = 1..T``:
 4. reference log-probs are computed once (reference = the initial policy, or the behaviour
    policy; recorded in the results), then the policy is trained on the merged lists;
 5. the trained policy is evaluated: greedy accuracy on validation and test (pass@N on test
-   after the last round, and for the initial policy);
+   after the last round, and for the initial policy), with each problem's score recorded so
+   two runs on the same problems compare paired (:func:`per_problem`); ``eval_split=
+   "validation"`` (tuning, :mod:`larpo_lite.tune`) evaluates on validation only and never
+   loads the test split;
 6. a checkpoint is written (LoRA: the adapters of this iteration, merged into the policy
    afterwards; full fine-tuning: the whole model).
 
@@ -34,20 +37,24 @@ notebooks share identical runs; delete ``runs/<preset>/loop`` after changing the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import cache as cand_cache
 from . import lists as L
 from .errors import LarpoLiteError
-from .evaluate import CandidateSet, greedy_eval, sample_candidates, score_candidates
+from .evaluate import CandidateSet, sample_candidates, score_candidates
 from .jsonl import CorruptFileError, read_jsonl
 from .logprobs import ReferenceCache
 from .progress import progress
@@ -63,6 +70,7 @@ from .trainer import (
 )
 
 REFERENCES = ("initial", "behaviour")
+EVAL_SPLITS = ("test", "validation")
 DEFAULT_STRATEGY = {"pairwise": "best_worst", "contrastive": "top1_bottom3",
                     "lambdarank": "top2_bottom2", "listmle": "top2_bottom2"}
 HIGH_T = 1.0  # the temperature of hard-negative tier (3)
@@ -98,6 +106,12 @@ class LoopConfig:
             is loaded in that dtype) and micro-batches per step.
         gold_in_list: add the task's worked solution to each prompt's candidates (a sure
             correct response; the smoke preset's untrained model never answers right).
+        eval_split: "test" (greedy on ``n_val`` validation and ``n_test`` test problems, pass@N
+            on test) or "validation" (greedy and pass@N on ``n_val`` validation problems only;
+            the test split is never loaded: for choosing settings). Left out of ``to_dict``
+            when "test", so runs without it keep their folders.
+        instruction: the answer-format instruction of math prompts; "" keeps
+            ``tasks.INSTRUCTION``. Left out of ``to_dict`` when empty.
     """
 
     model_name: str = "smollm2-135m-instruct"
@@ -132,6 +146,8 @@ class LoopConfig:
     eval_samples: int = 4
     eval_temperature: float = 0.7
     gold_in_list: bool = False
+    eval_split: str = "test"
+    instruction: str = ""
     seed: int = 0
     show_progress: bool = True
 
@@ -163,6 +179,11 @@ class LoopConfig:
         for name in ("iterations", "prompts_per_iter", "k", "epochs", "lists_per_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ValueError(f"unknown eval_split {self.eval_split!r}; valid: {', '.join(EVAL_SPLITS)}")
+        if self.eval_split == "validation" and self.n_val < 1:
+            raise ValueError("eval_split 'validation' evaluates on the n_val validation problems: "
+                             "set n_val >= 1")
         L.split_k(self.k, self.temperatures)
         if self.task == "mini_gsm" and self.iterations * self.prompts_per_iter > 1000:
             raise ValueError("iterations * prompts_per_iter exceeds the 1000 train problems")
@@ -174,8 +195,9 @@ class LoopConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("show_progress")
-        if not d["task_source"]:
-            d.pop("task_source")
+        for key, default in (("task_source", ""), ("eval_split", "test"), ("instruction", "")):
+            if d[key] == default:
+                d.pop(key)
         return d
 
     @classmethod
@@ -194,7 +216,7 @@ class LoopConfig:
             k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
             max_new_tokens=p.max_new_tokens, memory=p.memory, reference=p.reference,
             beta=p.beta, lr=p.lr, epochs=p.epochs, lists_per_step=p.lists_per_step,
-            lora_r=p.lora_r, n_val=p.n_val, n_test=p.n_test, eval_samples=p.eval_samples,
+            lora_r=p.lora_r, n_val=p.n_val, n_test=p.n_eval, eval_samples=p.eval_samples,
             eval_temperature=p.temperature, gold_in_list=p.gold_in_list, seed=p.seed,
         )
         base.update(overrides)
@@ -275,6 +297,52 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _per_problem_fields(split: str, got: CandidateSet) -> dict[str, Any]:
+    """The per-problem scores of one greedy evaluation (``got``: k=1 per problem), compact:
+    ``{split}_correct`` a string of ``0``/``1`` (verifier) or ``{split}_rewards`` a list of
+    floats (reward model); and ``{split}_tokens``, the greedy answers' mean length."""
+    out: dict[str, Any] = {f"{split}_tokens": got.mean_tokens()}
+    if got.rewards is None:
+        out[f"{split}_correct"] = "".join("1" if c else "0" for c in got.correct[:, 0])
+    else:
+        out[f"{split}_rewards"] = [float(r) for r in got.rewards[:, 0]]
+    return out
+
+
+def per_problem(row: dict[str, Any], split: str = "val") -> np.ndarray:
+    """A results row's per-problem greedy scores on ``split`` ("val" or "test"): float
+    ``[P]``, 0/1 correctness or rewards, problems in the split's order (for
+    :func:`larpo_lite.metrics.paired_stats` between two rows on the same problems).
+
+    Raises:
+        KeyError: the row has no per-problem scores for ``split`` (an older results file, or
+            a split the run did not evaluate)."""
+    if f"{split}_correct" in row:
+        return np.array([c == "1" for c in row[f"{split}_correct"]], dtype=np.float64)
+    if f"{split}_rewards" in row:
+        return np.asarray(row[f"{split}_rewards"], dtype=np.float64)
+    raise KeyError(f"round {row.get('iteration')} has no per-problem scores on {split!r}")
+
+
+@contextlib.contextmanager
+def _instruction(text: str) -> Iterator[None]:
+    """Math prompts ask with ``text`` (instead of ``tasks.INSTRUCTION``) while the block runs;
+    "" changes nothing. Every prompt of a run goes through ``tasks.problem_prompt``, which
+    reads the module's instruction, and the candidate cache keys on the prompt strings, so
+    samples under one instruction are never reused under another. One run at a time per
+    process (the instruction is the module's)."""
+    if not text:
+        yield
+        return
+    from .tasks import prompts
+
+    old, prompts.INSTRUCTION = prompts.INSTRUCTION, text
+    try:
+        yield
+    finally:
+        prompts.INSTRUCTION = old
 
 
 def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
@@ -358,7 +426,8 @@ class _Run:
         src = cfg.task_source or None
         self.train_problems = load_task(cfg.task, "train", cfg.iterations * cfg.prompts_per_iter, src)
         self.val = load_task(cfg.task, "validation", cfg.n_val, src) if cfg.n_val else []
-        self.test = load_task(cfg.task, "test", cfg.n_test, src)
+        # tuning runs evaluate on validation only: the test split is never read
+        self.test = load_task(cfg.task, "test", cfg.n_test, src) if cfg.eval_split == "test" else []
         self._reranker: Any = None
         self.model: Any = None
         self.tok: Any = None
@@ -422,27 +491,32 @@ class _Run:
         """Greedy accuracy on validation and test every round; pass@N on test for the
         initial policy and after the last round (sampling is the costly part). Tasks without
         a verifier: ``*_greedy`` is the greedy response's mean reward and ``test_reward@N``
-        the mean best-of-N reward, both from the reward model."""
+        the mean best-of-N reward, both from the reward model. With ``eval_split
+        "validation"`` only validation is evaluated, pass@N included (``val_pass@N``).
+
+        Each split also gets its per-problem scores, in problem order (``val_correct``: a
+        string of ``0``/``1``; ``val_rewards`` on reward-scored tasks; read back with
+        :func:`per_problem`), and the greedy answers' mean length (``val_tokens``)."""
         cfg = self.cfg
         sampler = self.sampler(self.model)
         row: dict[str, Any] = {}
         for split, probs in (("val", self.val), ("test", self.test)):
             if not probs:
                 continue
-            if s == 0:
-                got = cand_cache.cached_candidates(sampler, probs, self.tok, k=1, temperature=0.0,
-                                                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-                row[f"{split}_greedy"] = score_candidates(got, self.reranker).score()
-            else:
-                row[f"{split}_greedy"] = greedy_eval(sampler, probs, self.tok, cfg.max_new_tokens,
-                                                     reranker=self.reranker)[0]
+            kw = dict(k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+            got = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0
+                   else sample_candidates(sampler, probs, self.tok, **kw))
+            got = score_candidates(got, self.reranker)
+            row[f"{split}_greedy"] = got.score()
+            row.update(_per_problem_fields(split, got))
         if cfg.eval_samples > 0 and s in (0, cfg.iterations):
+            split, probs = ("val", self.val) if cfg.eval_split == "validation" else ("test", self.test)
             kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
                       max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
-            cands = (cand_cache.cached_candidates(sampler, self.test, self.tok, **kw) if s == 0
-                     else sample_candidates(sampler, self.test, self.tok, **kw))
+            cands = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0
+                     else sample_candidates(sampler, probs, self.tok, **kw))
             grid = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.eval_samples]
-            row.update({f"test_{k}": v for k, v in score_candidates(cands, self.reranker).curve(grid).items()})
+            row.update({f"{split}_{k}": v for k, v in score_candidates(cands, self.reranker).curve(grid).items()})
         return row
 
     # ---- one iteration's lists
@@ -562,6 +636,12 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     and hold the same updated policy. ``train_processes`` in each row records how many trained.
     """
     cfg.validate()
+    with _instruction(cfg.instruction):
+        return _run_loop(cfg, Path(out_dir), resume, stop_after)
+
+
+def _run_loop(cfg: LoopConfig, out_dir: Path, resume: bool,
+              stop_after: int | None) -> list[dict[str, Any]]:
     out = Path(out_dir)
     conf_path, res_path = out / "config.json", out / "results.jsonl"
     conf_text = json.dumps(cfg.to_dict(), indent=1)
@@ -745,3 +825,58 @@ def run_shared(cfg: LoopConfig, preset: str) -> list[dict[str, Any]]:
     run never write it at once: the second waits on the folder's lock, then reads the
     finished run back."""
     return run_locked(cfg, run_dir(cfg, preset), resume=True)
+
+
+def _rebuilt(cfg: LoopConfig, out: Path, s: int) -> _Run:
+    """A :class:`_Run` of the finished run in ``out`` holding its policy after round ``s``."""
+    cfg.validate()
+    if not 0 <= s <= cfg.iterations:
+        raise ValueError(f"iteration must be in 0..{cfg.iterations}, got {s}")
+    if finished_rows(cfg, out, stop_after=s) is None:
+        raise ValueError(f"{out} has not finished round {s} of this config: run it first")
+    run = _Run(cfg, out)
+    run.model, run.tok = run.load_initial()
+    run.model.larpo_name = cfg.model_name
+    for i in range(1, s + 1):
+        run.apply_checkpoint(i)
+    return run
+
+
+def policy_after(cfg: LoopConfig, out_dir: str | Path, iteration: int | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer): the policy of a finished run after ``iteration`` (None: the last; 0:
+    the initial policy), rebuilt from the initial policy and the run's checkpoints, as a resumed
+    run rebuilds it; in eval mode.
+
+    Raises:
+        ValueError: the run in ``out_dir`` has not finished ``iteration``."""
+    run = _rebuilt(cfg, Path(out_dir), cfg.iterations if iteration is None else iteration)
+    return run.model, run.tok
+
+
+def greedy_responses(cfg: LoopConfig, out_dir: str | Path, iteration: int | None = None,
+                     split: str = "test") -> CandidateSet:
+    """The greedy responses behind a finished run's recorded scores (``results.jsonl`` keeps
+    each problem's score, not the text): the policy after ``iteration`` (:func:`policy_after`;
+    0: the initial policy, read from the candidate cache) answers the ``split`` ("val" or
+    "test") problems exactly as the run's evaluation did (same sampler, dtype, batch size and
+    instruction), so its ``correct[:, 0]`` equals the row's ``{split}_correct``. Costs one
+    greedy evaluation (nothing for ``iteration=0``).
+
+    Returns:
+        a :class:`~larpo_lite.evaluate.CandidateSet` with one response per problem (``[P, 1]``;
+        rewards filled in on reward-scored tasks).
+    Raises:
+        ValueError: the run has not finished ``iteration``, or did not evaluate ``split``."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    s = cfg.iterations if iteration is None else iteration
+    with _instruction(cfg.instruction):
+        run = _rebuilt(cfg, Path(out_dir), s)
+        problems = run.val if split == "val" else run.test
+        if not problems:
+            raise ValueError(f"the run evaluated no {split!r} problems")
+        sampler = run.sampler(run.model)
+        kw = dict(k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0
+               else sample_candidates(sampler, problems, run.tok, **kw))
+        return score_candidates(got, run.reranker)

@@ -55,7 +55,6 @@ def loaded(monkeypatch):
     monkeypatch.setattr(models, "load_policy", spy_load)
     monkeypatch.setattr(sampling, "make_sampler", spy_sampler)
     monkeypatch.setattr(loop, "reranker_for", spy_reranker)
-    monkeypatch.setattr(tune, "reranker_for", spy_reranker)
     return seen
 
 

@@ -186,3 +186,70 @@ def test_the_sampler_copies_the_policy_only_to_change_its_dtype(tmp_path):
         sampler = run.sampler(run.model)
         assert (sampler.model is not run.model) == copied
         assert str(next(sampler.model.parameters()).dtype) == f"torch.{dtype}"
+
+
+def test_rows_record_each_problems_score_in_order(tmp_path, monkeypatch):
+    """Per-problem greedy correctness (problem order) in every row, for paired comparisons;
+    a stand-in verifier calls answers right on problems with an even gold answer."""
+    from larpo_lite import cache, evaluate
+    from larpo_lite.loop import per_problem
+    from larpo_lite.tasks import load_task
+
+    monkeypatch.setattr(evaluate, "is_correct", lambda text, gold: int(gold) % 2 == 0)
+    (tmp_path / "cache").mkdir()  # a private cache: these verdicts must not be reused elsewhere
+    monkeypatch.setattr(cache, "cache_root", lambda: tmp_path / "cache")
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "gold_in_list": True, "n_val": 6, "n_test": 5,
+                        "eval_samples": 0})
+    rows = run_loop(cfg, tmp_path / "run")
+    for split, name, n in (("val", "validation", 6), ("test", "test", 5)):
+        want = "".join("1" if int(p.answer) % 2 == 0 else "0" for p in load_task("mini_gsm", name, n))
+        assert "0" in want and "1" in want  # the check can tell problems apart
+        for r in rows:
+            assert r[f"{split}_correct"] == want
+            assert per_problem(r, split).tolist() == [float(c) for c in want]
+            assert r[f"{split}_greedy"] == pytest.approx(want.count("1") / n)
+            assert 0 < r[f"{split}_tokens"] <= TINY["max_new_tokens"]
+    with pytest.raises(KeyError, match="no per-problem scores"):
+        per_problem({"iteration": 0, "val_greedy": 0.5})
+
+
+def test_a_validation_run_never_reads_the_test_split(tmp_path, monkeypatch):
+    from larpo_lite.tasks import mini_gsm
+
+    real = mini_gsm.load_split
+
+    def no_test(split, n=None):
+        assert split != "test", "the test split was read"
+        return real(split, n)
+
+    monkeypatch.setattr(mini_gsm, "load_split", no_test)
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "gold_in_list": True, "n_val": 3,
+                        "eval_split": "validation"})
+    rows = run_loop(cfg, tmp_path / "run")
+    assert len(rows[1]["val_correct"]) == 3 and "val_pass@2" in rows[0] and "val_pass@2" in rows[1]
+    assert not any(k.startswith("test_") for r in rows for k in r)
+    with pytest.raises(ValueError, match="n_val"):
+        LoopConfig(eval_split="validation", n_val=0).validate()
+    with pytest.raises(ValueError, match="validation"):
+        LoopConfig(eval_split="train").validate()
+
+
+def test_new_settings_keep_old_run_folders():
+    """eval_split and instruction at their defaults are left out of the config (and so of
+    run_dir's hash): runs made before they existed keep their folders."""
+    d = LoopConfig().to_dict()
+    assert "eval_split" not in d and "instruction" not in d
+    d = LoopConfig(eval_split="validation", instruction="Be brief.").to_dict()
+    assert (d["eval_split"], d["instruction"]) == ("validation", "Be brief.")
+
+
+def test_the_instruction_setting_changes_every_prompt_of_the_run(tmp_path):
+    from larpo_lite.tasks import prompts
+
+    before = prompts.INSTRUCTION
+    text = "Reply with the number only, after '####'."
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "eval_samples": 0, "instruction": text})
+    run_loop(cfg, tmp_path / "run")
+    assert prompts.INSTRUCTION == before  # restored after the run
+    cands = [json.loads(x) for x in (tmp_path / "run" / "candidates_iter1_T0.7.jsonl").read_text().splitlines()]
+    assert cands and all(text in c["prompt"] and before not in c["prompt"] for c in cands)
