@@ -737,7 +737,16 @@ def _rows_to_resume(cfg: LoopConfig, out: Path) -> list[dict[str, Any]]:
         diff = {k: (old.get(k), v) for k, v in conf.items() if old.get(k) != v}
         raise ValueError(f"{out} holds a run with a different config {diff}; use another "
                          "folder or resume=False")
-    return read_results(out)
+    rows = read_results(out)
+    for row in rows:
+        for split in ("val", "test"):
+            if (f"{split}_greedy" in row and f"{split}_correct" not in row
+                    and f"{split}_rewards" not in row):
+                raise OutdatedRunError(
+                    f"{out / 'results.jsonl'}: round {row['iteration']} has no per-problem "
+                    f"scores on {split!r} (written by an earlier larpo-lite, before paired "
+                    f"comparisons); {_start_over(out)}")
+    return rows
 
 
 def finished_rows(cfg: LoopConfig, out_dir: str | Path,
@@ -750,6 +759,11 @@ def finished_rows(cfg: LoopConfig, out_dir: str | Path,
     cfg.validate()
     rows = _rows_to_resume(cfg, Path(out_dir))
     return rows if rows and rows[-1]["iteration"] >= _last_round(cfg, stop_after) else None
+
+
+class OutdatedRunError(LarpoLiteError):
+    """A run folder written before the loop recorded per-problem scores: it cannot be compared
+    paired, so it is refused rather than read back."""
 
 
 class RunInUseError(LarpoLiteError):

@@ -225,3 +225,17 @@ def test_starting_over_under_a_running_command_is_refused(finished, tmp_path, ca
         assert "in use by another run" in capsys.readouterr().err
         assert run_locked(_cfg(), run) == read_results(run)  # finished: read back, no lock
     assert os.path.exists(run / "ckpt_iter2")
+
+
+def test_a_run_without_per_problem_scores_is_refused_by_name(finished, tmp_path):
+    """A folder from before per-problem scores were recorded is refused (paired comparisons
+    need them), naming the file and the way out, rather than read back."""
+    run = _copy(finished, tmp_path / "old")
+    path = run / "results.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    for r in rows:
+        for key in [k for k in r if k.endswith(("_correct", "_rewards"))]:
+            del r[key]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(loop.OutdatedRunError, match=r"results.jsonl: round 0 has no per-problem .*--no-resume"):
+        loop.finished_rows(_cfg(), run)
