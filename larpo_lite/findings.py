@@ -60,6 +60,9 @@ def verdict_sentence(stats: PairedStats, claim: str, paper_direction: int = 1,
     "DPO after SFT improves greedy accuracy")."""
     v = claim_verdict(stats, paper_direction)
     ratio = abs(stats.diff) / stats.se if stats.se > 0 else float("inf")
+    if v == "inconclusive" and stats.gained == stats.lost == 0:
+        return (f"No problem changed, so this run says nothing for or against the paper's claim "
+                f"that {claim}.")
     if v == "inconclusive":
         return (f"That is within two standard errors, so the paper's claim that {claim} is "
                 f"inconclusive here: this run can neither show nor rule out an effect smaller "

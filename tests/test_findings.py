@@ -38,6 +38,7 @@ def test_no_change_and_bad_direction():
     st = paired_stats([1, 0, 1, 0], [1, 0, 1, 0])
     assert "left greedy accuracy" in findings.comparison_sentence("a", "b", st, 0.5, 0.5)
     assert findings.claim_verdict(st) == "inconclusive"
+    assert "No problem changed" in findings.verdict_sentence(st, "x helps")
     with pytest.raises(ValueError, match="paper_direction"):
         findings.claim_verdict(st, paper_direction=0)
     assert findings.paragraph(["One.", "", " Two. "]) == "One. Two."
