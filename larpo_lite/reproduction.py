@@ -193,20 +193,26 @@ def findings(folder: str | Path) -> list[dict[str, str]]:
             recall_cmp(t_top, nmax, t_top, n1))
         best = m["best_temperature_by_n"]
         ts, tl = str(best[min(best, key=int)]), str(best[max(best, key=int)])
+        if ts == tl:  # one T best at both ends: test it against its strongest rival at N=nmax
+            others = [t for t in m["recall"] if t != ts]
+            if others:
+                tl = max(others, key=lambda t: rec_at(m, t, nmax))
+        low, high = sorted({ts, tl}, key=float) if ts != tl else (ts, tl)
         ci = m["recall_ci90"]
-        at_n = recall_cmp(tl, nmax, ts, nmax)  # the best T at N=nmax against the best at N=1
-        at_1 = recall_cmp(ts, n1, tl, n1)
-        ours = (f"best T at N=1: {ts}; at N={nmax}: {tl}; pass@{nmax} {rec_at(m, tl, nmax):.3f} (T={tl}) "
-                f"vs {rec_at(m, ts, nmax):.3f} (T={ts}), 90% intervals {_fmt_ci(ci[tl][nmax])} vs "
-                f"{_fmt_ci(ci[ts][nmax])}; pass@1 T={ts} minus T={tl}: {at_1.diff:+.3f} "
+        at_n = recall_cmp(high, nmax, low, nmax)  # the claim: the higher T ahead at N=nmax
+        at_1 = recall_cmp(low, n1, high, n1)      # ... and the lower T ahead at N=1
+        ours = (f"best T at N=1: {str(best[min(best, key=int)])}; at N={nmax}: "
+                f"{str(best[max(best, key=int)])}; pass@{nmax} T={high} minus T={low}: "
+                f"{at_n.diff:+.3f} (SE {at_n.se:.3f}), 90% intervals {_fmt_ci(ci[high][nmax])} vs "
+                f"{_fmt_ci(ci[low][nmax])}; pass@1 T={low} minus T={high}: {at_1.diff:+.3f} "
                 f"(SE {at_1.se:.3f})")
-        # both ends must be beyond noise: the higher T ahead at N=nmax and behind at N=1
-        sign = 1.0 if float(tl) > float(ts) else -1.0 if float(tl) < float(ts) else 0.0
-        head = Comparison(sign * at_n.diff, at_n.se, at_n.kind)
+        head = at_n
         ends = [verdict(at_n.diff, at_n.se), verdict(at_1.diff, at_1.se)]
         v = INCONCLUSIVE
-        if sign != 0 and ends == [REPRODUCED, REPRODUCED]:
-            v = REPRODUCED if sign > 0 else CONTRADICTED
+        if low != high and ends == [REPRODUCED, REPRODUCED]:
+            v = REPRODUCED
+        elif low != high and ends[0] == CONTRADICTED:  # a lower T ahead at large N, beyond noise
+            v = CONTRADICTED
         add("Temperature crossover", paper_cross, ours, head, v)
     else:
         add("Recall@N rises steeply with N", paper_shape, "-")

@@ -147,6 +147,13 @@ def test_recall_and_crossover_paired(tmp_path):
                                         "best_temperature_by_n": {"1": 1.0, "16": 0.3}}, n_test=n)
     cross = _rows(tmp_path)["Temperature crossover"]
     assert cross["verdict"] == R.CONTRADICTED and cross["diff"].startswith("-")
+    # one temperature best at both ends: tested against its strongest rival, not against itself
+    # (which would be a difference of 0 with SE 0)
+    _write(tmp_path, "02_recall_at_n", {**metrics, "recall": rec2, "per_problem_recall": swapped,
+                                        "best_temperature_by_n": {"1": 1.0, "16": 1.0}}, n_test=n)
+    cross = _rows(tmp_path)["Temperature crossover"]
+    s = paired_stats(swapped["0.3"]["16"], swapped["1.0"]["16"])
+    assert cross["diff"] == f"{s.diff:+.3f}" and cross["se"] == f"{s.se:.3f} (paired)" and s.se > 0
 
 
 def test_candidate_list_gains_use_their_runs(tmp_path):
