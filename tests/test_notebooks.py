@@ -11,13 +11,15 @@ from larpo_lite.config import Params
 from larpo_lite.notebooks import notebook_paths, run_notebooks
 
 NOTEBOOKS = notebook_paths()
+# the exercise solutions follow the same source conventions (their runs: tests/test_solutions.py)
+SOURCES = NOTEBOOKS + notebook_paths(folder="notebooks/solutions")
 
 
 def test_there_are_notebooks():
     assert [p.name[:2] for p in NOTEBOOKS][:2] == ["01", "02"]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_source_has_no_outputs_and_one_parameters_cell(path):
     nb = json.loads(path.read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
@@ -28,7 +30,7 @@ def test_source_has_no_outputs_and_one_parameters_cell(path):
     assert "language_info" in nb["metadata"]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_parameters_cell_equals_default_preset(path):
     """Opened in Jupyter, a notebook runs the default preset as committed."""
     nb = nbformat.read(path, as_version=4)

@@ -2,12 +2,10 @@
 conventions as the notebooks, and every one runs under the smoke preset."""
 
 import ast
-import json
 
 import nbformat
 import pytest
 
-from larpo_lite.config import Params
 from larpo_lite.notebooks import notebook_paths, run_notebooks
 
 FOLDER = "notebooks/solutions"
@@ -19,29 +17,11 @@ def test_one_solutions_notebook_per_notebook():
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_source_has_no_outputs_and_one_parameters_cell(path):
-    nb = json.loads(path.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert not any(c.get("outputs") or c.get("execution_count") for c in code), "strip outputs"
-    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1
-    assert nb["metadata"]["kernelspec"]["name"] == "python3"
-    assert "language_info" in nb["metadata"]
-
-
-@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_parameters_cell_equals_default_preset_and_is_validated(path):
+def test_parameters_are_validated_right_after_the_parameters_cell(path):
+    """Source conventions (no outputs, the parameters cell equal to the default preset) are
+    checked with the notebooks' in tests/test_notebooks.py; here: Params validates them next."""
     nb = nbformat.read(path, as_version=4)
     i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    values = {}
-    for node in ast.parse(nb.cells[i].source).body:
-        assert isinstance(node, ast.Assign), "the parameters cell holds plain assignments only"
-        values[node.targets[0].id] = ast.literal_eval(node.value)
-    import papermill as pm
-
-    assert set(pm.inspect_notebook(str(path))) == set(values)
-    default = Params.load("default").to_dict()
-    assert {k: default[k] for k in values} == values
     assert "Params.from_globals(globals())" in nb.cells[i + 1].source
 
 
