@@ -1,13 +1,20 @@
-"""Running the numbered notebooks headless with papermill, one preset at a time."""
+"""Running the numbered notebooks headless with papermill, one preset at a time, and the
+committed executed copies of the default run (``executed/``): written by the default run,
+kept under 2 MB each, and checked against their sources by the tests."""
 
 from __future__ import annotations
 
+import ast
+import base64
+import copy
+import io
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import Params, load_preset_values, preset_path
 from .errors import LarpoLiteError
@@ -78,22 +85,292 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
     return [out / p.name for p in nbs]
 
 
+# ---------------------------------------------------------------- executed copies
+
+EXECUTED_DIR = "executed"  # the default run's executed notebooks, committed (repo root)
+EXECUTED_MAX_BYTES = 2_000_000  # each executed copy at most 2 MB
+EXECUTED_PRESET = "default"
+INJECTED_TAG = "injected-parameters"  # papermill's cell holding the values it passed
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STREAM_MAX_CHARS = 20_000  # a longer stream output keeps its head and tail when shrinking
+PNG_SCALES = (0.75, 0.5, 0.35, 0.25)  # tried in turn on every embedded PNG, from the original
+
+
+def executed_dir_for(preset: str, folder: str | Path = "notebooks", overrides: dict | None = None,
+                     executed_dir: str | Path | None = None) -> Path | None:
+    """Where ``run_notebooks`` writes executed copies, or None: ``executed_dir`` if given,
+    else ``executed/`` for the default preset's own notebooks (``folder`` ``notebooks``, no
+    overrides), else nowhere. Any other run aimed at ``executed/`` is refused."""
+    default_run = (Path(preset).stem == EXECUTED_PRESET and Path(folder) == Path("notebooks")
+                   and not overrides)
+    committed = repo_root() / EXECUTED_DIR
+    if executed_dir is None:
+        return committed if default_run else None
+    target = Path(executed_dir)
+    if not default_run and target.resolve() == committed.resolve():
+        raise ValueError(f"{EXECUTED_DIR}/ holds the default run of notebooks/ only (preset "
+                         f"{preset!r}, folder {str(folder)!r}, overrides {sorted(overrides or {})})")
+    return target
+
+
+def _notebook_text(nb: Any) -> str:
+    import nbformat
+
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _notebook_bytes(nb: Any) -> int:
+    return len(_notebook_text(nb).encode("utf-8"))
+
+
+def _code_outputs(nb: Any):
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                yield i, cell, out
+
+
+def _drop_widgets(nb: Any) -> bool:
+    """Widget state and widget views go; the static representations beside them (the figure
+    a widget falls back to, its text) stay."""
+    changed = nb.metadata.pop("widgets", None) is not None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data is not None and WIDGET_VIEW in data:
+                del data[WIDGET_VIEW]
+                changed = True
+                if not data:
+                    continue
+            kept.append(out)
+        cell.outputs = kept
+    return changed
+
+
+def _as_terminal_shows(text: str) -> str:
+    """Each line as a terminal leaves it after carriage returns (progress-bar redraws)."""
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def _trim_streams(nb: Any, max_chars: int = STREAM_MAX_CHARS) -> bool:
+    """Carriage-return redraws collapsed; a stream output longer than ``max_chars`` keeps
+    its first and last ``max_chars / 2`` characters (at line breaks) around a note."""
+    changed = False
+    for _, _, out in _code_outputs(nb):
+        if out.get("output_type") != "stream":
+            continue
+        text = out.get("text", "")
+        new = _as_terminal_shows(text)
+        if len(new) > max_chars:
+            half = max_chars // 2
+            head = new[:half].rsplit("\n", 1)[0]
+            tail = new[-half:].split("\n", 1)[-1]
+            cut = new[len(head):len(new) - len(tail)]
+            new = (f"{head}\n[... {len(cut)} characters ({cut.count(chr(10))} lines) cut from "
+                   f"this executed copy to keep it under {EXECUTED_MAX_BYTES / 1e6:g} MB; "
+                   f"rerun the notebook for the full output ...]\n{tail}")
+        if new != text:
+            out["text"] = new
+            changed = True
+    return changed
+
+
+def _rescale_png(b64: str, scale: float) -> tuple[str, tuple[int, int]]:
+    """The PNG (base64) resampled to ``scale`` of its pixel size; returns the new base64 and
+    the original ``(width, height)``."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+        size = im.size
+        mode = "RGBA" if im.mode in ("RGBA", "LA", "P", "PA") else "RGB"
+        small = im.convert(mode).resize((max(1, round(size[0] * scale)),
+                                         max(1, round(size[1] * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii") + "\n", size
+
+
+def _scale_pngs(nb: Any, originals: list[tuple[Any, Any, str]], scale: float) -> None:
+    """Every embedded PNG re-encoded from its original at ``scale``; its displayed size is
+    pinned to the original's so the page looks the same, only less sharp."""
+    for out, meta, b64 in originals:
+        out["data"]["image/png"], (w, h) = _rescale_png(b64, scale)
+        meta.setdefault("width", w)
+        meta.setdefault("height", h)
+
+
+def _largest_outputs(nb: Any, n: int = 3) -> str:
+    """The ``n`` biggest outputs and sources of ``nb`` as written (JSON), largest first."""
+    import json
+
+    sizes = []
+    for i, _, out in _code_outputs(nb):
+        kinds = "+".join(sorted(out.get("data") or {})) or out.get("output_type", "output")
+        sizes.append((len(json.dumps(out, indent=1)), i + 1, kinds))
+    for i, cell in enumerate(nb.cells):
+        sizes.append((len(json.dumps(cell.source)), i + 1, f"{cell.cell_type} source"))
+    return ", ".join(f"cell {i} {kind} {size / 1e6:.2f} MB"
+                     for size, i, kind in sorted(sizes, reverse=True)[:n])
+
+
+def shrink_notebook(nb: Any, max_bytes: int = EXECUTED_MAX_BYTES,
+                    name: str = "notebook") -> tuple[Any, list[str]]:
+    """A copy of the executed notebook ``nb`` (an ``nbformat`` node) that fits ``max_bytes``
+    as written, and the steps it took. Steps run in order, each only while still over:
+    widget state and views dropped (static figures kept), carriage-return redraws collapsed
+    and very long stream outputs cut with a note, then every PNG re-encoded at 75%, 50%, 35%,
+    25% of its resolution. Deterministic: the same input gives the same bytes. Raises
+    ``LarpoLiteError`` naming the largest outputs when even that is over."""
+    nb = copy.deepcopy(nb)
+    steps: list[str] = []
+    if _notebook_bytes(nb) <= max_bytes:
+        return nb, steps
+    if _drop_widgets(nb):
+        steps.append("dropped widget state and views (static figures kept)")
+        if _notebook_bytes(nb) <= max_bytes:
+            return nb, steps
+    if _trim_streams(nb):
+        steps.append("collapsed progress redraws and cut very long printed output")
+        if _notebook_bytes(nb) <= max_bytes:
+            return nb, steps
+    originals = []
+    for _, _, out in _code_outputs(nb):
+        if "image/png" in (out.get("data") or {}):
+            meta = out.setdefault("metadata", {}).setdefault("image/png", {})
+            originals.append((out, meta, out["data"]["image/png"]))
+    for scale in PNG_SCALES if originals else ():
+        _scale_pngs(nb, originals, scale)
+        if _notebook_bytes(nb) <= max_bytes:
+            steps.append(f"re-encoded {len(originals)} figure(s) at {scale:.0%} of their resolution")
+            return nb, steps
+    if originals:
+        steps.append(f"figures at {PNG_SCALES[-1]:.0%} of their resolution")
+    raise LarpoLiteError(
+        f"{name}: the executed copy is {_notebook_bytes(nb) / 1e6:.2f} MB after shrinking "
+        f"({'; '.join(steps) or 'nothing to shrink'}), over the {max_bytes / 1e6:g} MB limit. "
+        f"Largest: {_largest_outputs(nb)}. Make those cells print or plot less.")
+
+
+def write_executed_copy(executed: str | Path, dest_dir: str | Path,
+                        max_bytes: int = EXECUTED_MAX_BYTES) -> Path:
+    """Copy the executed notebook ``executed`` (as papermill wrote it) into ``dest_dir``
+    under the same name, shrunk to ``max_bytes`` if needed (:func:`shrink_notebook`).
+    Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit."""
+    import nbformat
+
+    executed = Path(executed)
+    nb, steps = shrink_notebook(nbformat.read(executed, as_version=4), max_bytes, executed.name)
+    dest = Path(dest_dir) / executed.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    text = _notebook_text(nb)
+    dest.write_text(text, encoding="utf-8")
+    how = f" ({'; '.join(steps)})" if steps else ""
+    print(f"[larpo-lite] executed copy {dest} {len(text.encode()) / 1e6:.2f} MB{how}", flush=True)
+    return dest
+
+
+def _is_injected(cell: Any) -> bool:
+    return INJECTED_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def code_sources(nb: Any) -> list[str]:
+    """The sources of ``nb``'s code cells in order, papermill's injected-parameters cell left out."""
+    return [c.source for c in nb.cells if c.cell_type == "code" and not _is_injected(c)]
+
+
+def executed_preset(nb: Any) -> str | None:
+    """The preset an executed notebook ran with: papermill's recorded ``preset`` parameter,
+    else the ``preset = ...`` line of its injected-parameters cell; None if neither says."""
+    params = nb.metadata.get("papermill", {}).get("parameters")
+    if isinstance(params, dict) and "preset" in params:
+        return str(params["preset"])
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not _is_injected(cell):
+            continue
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:
+            continue
+        for node in body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "preset"
+                    and isinstance(node.value, ast.Constant)):
+                return str(node.value.value)
+    return None
+
+
+def executed_copy_problems(copy_path: str | Path, source_dir: str | Path | None = None,
+                           preset: str = EXECUTED_PRESET,
+                           max_bytes: int = EXECUTED_MAX_BYTES) -> list[str]:
+    """What is wrong with one executed copy, empty if nothing: over ``max_bytes``; no source
+    notebook of the same name in ``source_dir`` (default ``notebooks/``); code cells that
+    differ from the source's (edited, added or removed; the injected-parameters cell and
+    markdown are ignored); not run with ``preset``."""
+    import nbformat
+
+    copy_path = Path(copy_path)
+    source = Path(source_dir or repo_root() / "notebooks") / copy_path.name
+    name = f"{EXECUTED_DIR}/{copy_path.name}"
+    rerun = f"rerun `make notebooks ONLY={copy_path.name[:2]}` and commit {name}"
+    problems = []
+    size = copy_path.stat().st_size
+    if size > max_bytes:
+        problems.append(f"{name}: {size / 1e6:.2f} MB, over the {max_bytes / 1e6:g} MB limit")
+    if not source.is_file():
+        return problems + [f"{name}: no source notebook {source}; delete the copy or restore the source"]
+    try:
+        nb = nbformat.read(copy_path, as_version=4)
+    except Exception as e:  # noqa: BLE001 - any unreadable copy is a problem to report
+        return problems + [f"{name}: not a readable notebook ({e})"]
+    ours, theirs = code_sources(nb), code_sources(nbformat.read(source, as_version=4))
+    if ours != theirs:
+        first = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False))
+                      if a != b),
+                     min(len(ours), len(theirs)))
+        problems.append(f"{name}: stale: {len(ours)} code cells against the source's {len(theirs)}, "
+                        f"differing from code cell {first + 1} on; {rerun}")
+    ran = executed_preset(nb)
+    if ran != preset:
+        problems.append(f"{name}: ran with preset {ran!r}, not {preset!r}; {rerun}")
+    return problems
+
+
+def stale_executed_copies(executed_dir: str | Path | None = None,
+                          source_dir: str | Path | None = None, preset: str = EXECUTED_PRESET,
+                          max_bytes: int = EXECUTED_MAX_BYTES) -> list[str]:
+    """The problems (:func:`executed_copy_problems`) of every ``*.ipynb`` in ``executed_dir``
+    (default ``executed/``); empty when each copy matches its source and fits."""
+    folder = Path(executed_dir or repo_root() / EXECUTED_DIR)
+    return [p for c in sorted(folder.glob("*.ipynb"))
+            for p in executed_copy_problems(c, source_dir, preset, max_bytes)]
+
+
+# ---------------------------------------------------------------- running
+
+
 def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str | Path | None = None,
                   overrides: dict | None = None, log_output: bool = False, jobs: int = 1,
-                  folder: str = "notebooks") -> list[Path]:
+                  folder: str = "notebooks", executed_dir: str | Path | None = None) -> list[Path]:
     """Execute notebooks with papermill into ``runs/<preset>/``; parameters come from the
     preset file and are validated first (an unknown key or a wrong type stops before any
     notebook runs). ``jobs`` > 1 runs that many notebooks at once, each in its own process
     (see ``_run_parallel``). ``folder``: ``notebooks`` or ``notebooks/solutions``. On the
     default preset each notebook's wall time goes to ``reports/timing.json`` and the
-    instructor's guide is regenerated (:mod:`larpo_lite.workshop`). Returns the executed
-    notebooks' paths."""
+    instructor's guide is regenerated (:mod:`larpo_lite.workshop`), and each executed
+    notebook is also copied, at most 2 MB, into ``executed/`` (:func:`write_executed_copy`;
+    ``executed_dir`` sends copies of any run elsewhere, see :func:`executed_dir_for`).
+    Returns the executed notebooks' paths (under ``runs/``)."""
     import papermill as pm
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if jobs > 1 and (overrides or folder != "notebooks"):
-        raise ValueError("overrides and other folders work with jobs=1 only")
+    if jobs > 1 and (overrides or folder != "notebooks" or executed_dir is not None):
+        raise ValueError("overrides, other folders and executed_dir work with jobs=1 only")
+    copies_to = executed_dir_for(preset, folder, overrides, executed_dir)
 
     values = load_preset_values(preset)
     values.update(overrides or {})
@@ -114,6 +391,7 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
         return _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
     timed = values["preset"] == "default" and folder == "notebooks" and not overrides
     done = []
+    too_big: list[str] = []
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in kernels
     try:
@@ -131,8 +409,15 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                 from .workshop import after_default_notebook
 
                 after_default_notebook(nb.stem, time.perf_counter() - t0)
+            if copies_to is not None:
+                try:
+                    write_executed_copy(target, copies_to)
+                except LarpoLiteError as e:  # the other notebooks still run and copy
+                    too_big.append(f"{e} ({copies_to / nb.name} not updated)")
             done.append(target)
     finally:
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+    if too_big:
+        raise LarpoLiteError("executed copies over the size limit:\n" + "\n".join(too_big))
     return done

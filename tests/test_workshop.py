@@ -67,6 +67,7 @@ def test_run_notebooks_records_timing_on_default_only(preset, recorded, tmp_path
     calls = []
     monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: None)
     monkeypatch.setattr(workshop, "after_default_notebook", lambda name, s: calls.append(name))
+    monkeypatch.setattr(notebooks, "write_executed_copy", lambda *a, **k: None)  # not executed/
     notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path)
     assert calls == (["08_scaling_up"] if recorded else [])
     calls.clear()
