@@ -70,7 +70,8 @@ def sampling_default_rows() -> list[str]:
         return []
     data = json.loads(path.read_text())
     s, src = data["settings"], f"`{path.relative_to(ROOT)}`"
-    when = f"run of {data['measured'][:16].replace('T', ' ')}, {data['torch_threads']} threads"
+    n = data["torch_threads"]
+    when = f"run of {data['measured'][:16].replace('T', ' ')}, {n} thread{'s' if n != 1 else ''}"
     work = {"sampling": f"{s['train_prompts']} prompts x {s['k']} samples, T={s['temperature']}",
             "greedy": f"greedy, {s['test_problems']} test problems"}
     names = {"generate": "plain generate (before)", "continuous": "decode loop, rows leave "
