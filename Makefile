@@ -50,8 +50,12 @@ notebooks: venv
 notebooks-all: venv
 	$(VENV)/bin/larpo-lite notebooks --preset $(PRESET)
 
+# The suite runs on TEST_WORKERS processes, one test file per process at a time (run folders and
+# the sample cache are shared through locks and atomic writes); the 25 slowest tests are listed.
+TEST_WORKERS ?= 2
+
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
