@@ -11,9 +11,12 @@ rule out an effect smaller than its minimum detectable effect, 2 SE).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .metrics import BETTER, INCONCLUSIVE, WORSE, PairedStats
+import numpy as np
+
+from .metrics import BETTER, INCONCLUSIVE, WORSE, PairedStats, paired_stats
 
 CLAIM_VERDICT = {BETTER: "reproduced", WORSE: "contradicted", INCONCLUSIVE: "inconclusive"}
 
@@ -116,3 +119,23 @@ def flipped_examples(questions: Sequence[str], golds: Sequence[str],
             blocks.append(f"[{i}] {clip(questions[i])}  (gold {golds[i]})\n"
                           f"    before: {clip(before[i])}\n    after:  {clip(after[i])}")
     return "\n".join(blocks)
+
+
+def comparison_rows(scores: Mapping[str, Sequence[float]],
+                    pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """One ``metrics.comparisons`` row per ``(treatment, baseline)`` pair of names in
+    ``scores`` (``{name: [P] per-problem scores}``, same problems): treatment minus baseline
+    (``diff``), its paired SE (``se``), ``mde`` = 2 se, problems ``gained``/``lost``, verdict."""
+    return [paired_stats(scores[b], scores[a]).row(a, b) for a, b in pairs]
+
+
+def finding_from_scores(scores: Mapping[str, Sequence[float]], a: str, b: str, claim: str,
+                        names: Mapping[str, str] | None = None,
+                        metric: str = "greedy accuracy") -> tuple[PairedStats, str]:
+    """:func:`finding` for treatment ``a`` against baseline ``b`` from their per-problem
+    ``scores``, as a sentence that starts with a capital; ``names`` gives display names."""
+    names = names or {}
+    s = paired_stats(scores[b], scores[a])
+    text = finding(names.get(a, a), names.get(b, b), s, float(np.mean(scores[b])),
+                   float(np.mean(scores[a])), claim, metric=metric)
+    return s, text[:1].upper() + text[1:]

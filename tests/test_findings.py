@@ -55,3 +55,14 @@ def test_flipped_examples_lists_gains_then_losses():
     assert "-- 1 problems lost; the first 1:" in text and "[1] q1" in text
     with pytest.raises(ValueError, match="one length"):
         findings.flipped_examples(["q"], [], [], [], [], [])
+
+
+def test_rows_and_findings_from_per_problem_scores():
+    scores = {"init": [0, 0, 1, 1, 0, 1], "run": [1, 1, 1, 0, 0, 1]}
+    (row,) = findings.comparison_rows(scores, [("run", "init")])
+    st = paired_stats(scores["init"], scores["run"])
+    assert row == st.row("run", "init") and row["gained"] == 2 and row["lost"] == 1
+    s, text = findings.finding_from_scores(scores, "run", "init", "x helps",
+                                           names={"init": "the initial policy"})
+    assert s == st
+    assert text.startswith("Run moved greedy accuracy on 6 problems from 0.500 (the initial policy) to 0.667")
