@@ -7,7 +7,8 @@ float32, the default batch size, at most 48 new tokens.
 
 Options measured (``HFSampler(decode=...)``): ``generate`` (today's path: one generate call per
 batch, the prompt encoded once and its KV cache repeated k times), ``continuous`` (the new
-default: finished sequences leave the batch and waiting prompts join it), ``drop`` (finished
+default: finished sequences leave the batch and waiting prompts join it, and the chat prefix
+all prompts share is encoded once), ``drop`` (finished
 sequences leave, no refill), and with ``--static`` HF generate with a static KV cache (greedy).
 The options run in turn on the same chunks of the workload, so a change in the machine's load
 hits them alike. Also: how many greedy answers of the new default are identical to today's
@@ -157,7 +158,9 @@ def main() -> None:
         "summary": {"speedup_sampling": speedup(sampled), "speedup_greedy": speedup(greedy)},
         "baseline": f"HFSampler(decode={BASELINE!r}): model.generate per batch, prompt KV cache "
                     "shared by its k samples (the sampler before this change)",
-        "default": f"HFSampler(decode={DEFAULT!r})",
+        "default": f"HFSampler(decode={DEFAULT!r}): finished rows leave the running batch and "
+                   "waiting prompts join it; the chat prefix all prompts share is encoded once "
+                   "(share_common_prefix=True)",
         "model": MODEL, "dtype": "float32",
         "settings": {"train_prompts": len(train), "k": args.k, "temperature": args.temperature,
                      "test_problems": len(test), "max_new_tokens": args.max_new_tokens,

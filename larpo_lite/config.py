@@ -106,6 +106,10 @@ class Params:
     # Outputs (relative to the repository root)
     figures_dir: str = "figures"
     reports_dir: str = "reports"
+    # Replay (larpo_lite/replay.py): record each costly step's result, or read it back
+    replay: bool = False               # true: sampling and training replay recorded results
+    replay_dir: str = "replay"         # where replay reads them (the default run's, committed)
+    record_dir: str = "replay"         # where a run records them; "" = runs/<preset>/record
 
     def __post_init__(self) -> None:
         """Types and ranges of every field (``Params(lr="fast")`` is an error here); ints
@@ -339,8 +343,9 @@ def preset_path(preset: str) -> Path:
     return path
 
 
-def load_preset_values(preset: str) -> dict[str, Any]:
-    """The raw key/values of a preset file (validated by ``Params.load``)."""
+def load_preset_values(preset: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The raw key/values of a preset file (validated by ``Params.load``). A file may start
+    from another preset's values with ``based_on: <preset>`` and change some of them."""
     path = preset_path(preset)
     try:
         values = yaml.load(path.read_text(), Loader=_Loader) or {}
@@ -348,6 +353,11 @@ def load_preset_values(preset: str) -> dict[str, Any]:
         raise ParamsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: expected a mapping of parameter: value")
+    base = values.pop("based_on", None)
+    if base is not None:
+        if not isinstance(base, str) or base in _seen or Path(base).stem == path.stem:
+            raise ParamsError(f"{path}: based_on {base!r} must name another preset, without a cycle")
+        values = {**load_preset_values(base, (*_seen, path.stem)), **values}
     return values
 
 

@@ -35,6 +35,9 @@ def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "note
     return [p for p in nbs if p.name[:2] in wanted]
 
 
+# Set for the notebook kernels: no progress bars (larpo_lite.progress) and no debugger warning.
+HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
 # Notebooks that read another's cached results; run side by side, they wait for it.
 DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",)}
 
@@ -392,8 +395,8 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     timed = values["preset"] == "default" and folder == "notebooks" and not overrides
     done = []
     too_big: list[str] = []
-    env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
-    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in kernels
+    env_before = {k: os.environ.get(k) for k in HEADLESS_ENV}
+    os.environ.update(HEADLESS_ENV)  # the kernels inherit it
     try:
         for nb in notebook_paths(only, folder):
             t0 = time.perf_counter()
@@ -416,8 +419,11 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                     too_big.append(f"{e} ({copies_to / nb.name} not updated)")
             done.append(target)
     finally:
-        if env_before is None:
-            os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if too_big:
         raise LarpoLiteError("executed copies over the size limit:\n" + "\n".join(too_big))
     return done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
 import matplotlib.pyplot as plt  # noqa: E402
@@ -25,14 +27,53 @@ def set_style() -> None:
                          "axes.titleweight": "bold"})
 
 
+def _num(values: Any) -> list:
+    """Finite floats rounded to 12 significant digits (masked and non-finite values: None)."""
+    arr = np.ma.filled(np.ma.asarray(values, dtype=float), np.nan)
+    return [None if not np.isfinite(v) else float(f"{v:.12g}") for v in arr.ravel()]
+
+
+def figure_data(fig: Any) -> list[dict[str, Any]]:
+    """What ``fig`` plots, per axes: titles and labels, each line's x and y, each collection's
+    points or segments (scatter, error bars), each bar's x, width and height, each text. Two
+    figures drawing the same numbers give the same data whatever the image bytes."""
+    from matplotlib.collections import Collection, LineCollection
+    from matplotlib.patches import Rectangle
+
+    axes = []
+    for ax in fig.axes:
+        item: dict[str, Any] = {"title": ax.get_title(), "xlabel": ax.get_xlabel(),
+                                "ylabel": ax.get_ylabel(), "lines": [], "collections": [],
+                                "bars": [], "texts": [t.get_text() for t in ax.texts]}
+        for line in ax.get_lines():
+            item["lines"].append({"label": str(line.get_label()), "x": _num(line.get_xdata()),
+                                  "y": _num(line.get_ydata())})
+        for coll in ax.collections:
+            if isinstance(coll, LineCollection):
+                item["collections"].append({"segments": [_num(s) for s in coll.get_segments()]})
+            elif isinstance(coll, Collection):
+                item["collections"].append({"offsets": _num(coll.get_offsets())})
+        for patch in ax.patches:
+            if isinstance(patch, Rectangle):
+                item["bars"].append(_num([patch.get_x(), patch.get_width(), patch.get_height()]))
+        axes.append(item)
+    return axes
+
+
 def savefig(fig: Any, name: str, folder: str | Path) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` (written to a temporary file, then renamed)."""
+    """Save ``fig`` as ``<folder>/<name>.png`` (written to a temporary file, then renamed) and
+    what it plots as ``<folder>/<name>.data.json`` (:func:`figure_data`: the replay test
+    compares these, not image bytes)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     tmp = folder / f".{name}.tmp.png"
     fig.savefig(tmp)
     tmp.replace(path)
+    data = folder / f"{name}.data.json"
+    tmp = folder / f".{name}.tmp.json"
+    tmp.write_text(json.dumps(figure_data(fig), indent=1) + "\n")
+    tmp.replace(data)
     return path
 
 

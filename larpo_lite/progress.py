@@ -1,4 +1,6 @@
-"""tqdm progress bars, silenced when ``CI`` is set."""
+"""tqdm progress bars, silenced when ``CI`` is set and in notebooks run headless by
+``larpo-lite notebooks`` (it sets ``LARPO_LITE_PROGRESS=0``: no widget or carriage-return
+redraws in the executed copies)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ T = TypeVar("T")
 
 
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> Any:
-    """``tqdm.auto.tqdm`` with ``disable=True`` under CI (``CI`` env var set)."""
-    kwargs.setdefault("disable", bool(os.environ.get("CI")))
+    """``tqdm.auto.tqdm``, disabled under CI (``CI`` set) or with ``LARPO_LITE_PROGRESS=0``."""
+    kwargs.setdefault("disable", bool(os.environ.get("CI"))
+                      or os.environ.get("LARPO_LITE_PROGRESS") == "0")
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)

@@ -264,9 +264,38 @@ def _supports_continuous(cache: Any) -> bool:
     return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
+MIN_COMMON_PREFIX = 8  # shorter shared prefixes are not worth a separate forward
+
+
+def _common_prefix(prompt_ids: Sequence[Sequence[int]]) -> list[int]:
+    """The longest token prefix every prompt shares, leaving at least one token of each prompt
+    (chat prompts share their template and system prompt: 24 of mini-GSM's ~74 tokens)."""
+    if len(prompt_ids) < 2:
+        return []
+    first, n = prompt_ids[0], min(len(p) for p in prompt_ids) - 1
+    for p in prompt_ids[1:]:
+        i = 0
+        while i < n and p[i] == first[i]:
+            i += 1
+        n = i
+    return list(first[:max(n, 0)])
+
+
+def _prefix_kv(model: Any, prefix: list[int], device: Any) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Keys and values ``[1, heads, len(prefix), dim]`` per layer of the shared prefix, or None
+    where it is too short or the cache is not one of plain dynamic layers."""
+    if len(prefix) < MIN_COMMON_PREFIX:
+        return None
+    o = model(input_ids=torch.tensor([prefix], dtype=torch.long, device=device), use_cache=True)
+    if not _supports_continuous(o.past_key_values):
+        return None
+    return [(layer.keys, layer.values) for layer in o.past_key_values.layers]
+
+
 def _continuous_decode(model: Any, prompt_ids: Sequence[Sequence[int]], k: int, temperature: float,
                        top_p: float, max_new_tokens: int, eos: int, seed: int, batch_size: int,
-                       refill: bool = True, on_finished: Any = None) -> list[list[list[int]]]:
+                       refill: bool = True, on_finished: Any = None,
+                       share_common_prefix: bool = True) -> list[list[list[int]]]:
     """Decode ``k`` continuations of each prompt over one running batch of rows.
 
     A row leaves the batch as soon as it produces EOS or reaches ``max_new_tokens`` (plain
@@ -274,7 +303,10 @@ def _continuous_decode(model: Any, prompt_ids: Sequence[Sequence[int]], k: int, 
     waiting prompts join the running batch whenever a quarter of its rows (at least ``k``) are
     free, so it stays near ``batch_size`` rows; without it, the next batch starts once the
     running one has emptied. Each prompt is encoded once; its KV cache is repeated for its ``k``
-    rows, which draw from the same first-token distribution.
+    rows, which draw from the same first-token distribution. With ``share_common_prefix``, the
+    token prefix all prompts share (chat template and system prompt) is encoded once and its
+    keys and values are reused by every prefill, which then encodes only the rest of each prompt
+    (left-padded after the prefix, masked).
 
     Sampling: every sequence has its own generator, seeded from ``(seed, prompt index, sample
     index)``, and draws one uniform number per token (inverse CDF of the softmax). The samples
@@ -292,8 +324,12 @@ def _continuous_decode(model: Any, prompt_ids: Sequence[Sequence[int]], k: int, 
     out: list[list[list[int]]] = [[[] for _ in range(k)] for _ in prompt_ids]
     per_prefill = max(1, batch_size // k)
     refill_at = max(k, batch_size // 4)
-    pending = list(range(len(prompt_ids)))[::-1]  # popped from the end: prompt order
+    # popped from the end, shortest prompts first: a prefill group pads to its longest prompt
+    pending = sorted(range(len(prompt_ids)), key=lambda i: (len(prompt_ids[i]), i), reverse=True)
     rows = _Rows()
+    prefix = _common_prefix(prompt_ids) if share_common_prefix else []
+    prefix_kv = _prefix_kv(model, prefix, device)
+    n0 = len(prefix) if prefix_kv is not None else 0
 
     def draw(gens: list[torch.Generator | None]) -> torch.Tensor | None:
         if temperature == 0:
@@ -321,17 +357,24 @@ def _continuous_decode(model: Any, prompt_ids: Sequence[Sequence[int]], k: int, 
         if pending and ((refill and free >= refill_at) or not len(rows)):
             take = min(len(pending), max(1, free // k), per_prefill)
             group = [pending.pop() for _ in range(take)]
-            width = max(len(prompt_ids[i]) for i in group)
+            width = max(len(prompt_ids[i]) - n0 for i in group)
             ids = torch.full((take, width), eos, dtype=torch.long)
-            mask = torch.zeros(take, width, dtype=torch.long)
+            mask = torch.zeros(take, n0 + width, dtype=torch.long)
+            mask[:, :n0] = 1
             for r, i in enumerate(group):
-                n = len(prompt_ids[i])
-                ids[r, width - n:] = torch.tensor(prompt_ids[i], dtype=torch.long)
-                mask[r, width - n:] = 1
+                n = len(prompt_ids[i]) - n0
+                ids[r, width - n:] = torch.tensor(prompt_ids[i][n0:], dtype=torch.long)
+                mask[r, n0 + width - n:] = 1
             ids, mask = ids.to(device), mask.to(device)
-            pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-            o = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                      logits_to_keep=1)
+            pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, n0:]
+            past = None
+            if prefix_kv is not None:
+                from transformers import DynamicCache
+                past = DynamicCache()
+                for li, (key, value) in enumerate(prefix_kv):
+                    past.update(key.expand(take, -1, -1, -1), value.expand(take, -1, -1, -1), li)
+            o = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past,
+                      use_cache=True, logits_to_keep=1)
             if not _supports_continuous(o.past_key_values):
                 raise NotImplementedError("continuous decoding needs a DynamicCache of full-"
                                           "attention layers; use decode='generate'")
@@ -383,13 +426,16 @@ class HFSampler(Sampler):
             KV cache k times (``_shared_prefix_generate``) instead of
             ``num_return_sequences=k``, which encodes it k times (the loop always encodes
             each prompt once).
+        share_common_prefix: ``"continuous"`` and ``"drop"``: encode the token prefix all
+            prompts of a call share (chat template, system prompt) once and reuse its keys and
+            values in every prefill.
     """
 
     backend = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64,
                  model_name: str | None = None, share_prefix: bool = True,
-                 decode: str = "continuous") -> None:
+                 decode: str = "continuous", share_common_prefix: bool = True) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -397,6 +443,7 @@ class HFSampler(Sampler):
             raise ValueError(f"unknown decode {decode!r}; valid: {', '.join(HF_DECODES)}")
         self.decode = decode
         self.share_prefix = share_prefix
+        self.share_common_prefix = share_common_prefix
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -433,7 +480,8 @@ class HFSampler(Sampler):
                 ids = _continuous_decode(model, prompt_ids, k, temperature, top_p, max_new_tokens,
                                          tok.eos_token_id, seed, self.batch_size,
                                          refill=self.decode == "continuous",
-                                         on_finished=bar.update)
+                                         on_finished=bar.update,
+                                         share_common_prefix=self.share_common_prefix)
         finally:
             bar.close()
             if was_training:

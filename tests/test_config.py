@@ -65,6 +65,7 @@ def test_presets_write_outside_committed_folders_unless_default():
         p = Params.load(name)
         if name != "default":
             assert p.figures_dir != "figures" and p.reports_dir != "reports", name
+            assert p.record_dir != "replay", name  # the committed records are the default run's
 
 
 def test_every_preset_key_is_read_by_some_notebook():

@@ -183,3 +183,37 @@ def test_decode_loop_samples_are_cached_apart_from_generate_samples(tiny):
     keys = {d: candidates_key(HFSampler(model, tok, batch_size=8, decode=d), probs, 2, 1.0, 5, 1.0, 0)
             for d in ("generate", "continuous", "drop")}
     assert len(set(keys.values())) == 3
+
+
+def test_common_prefix_leaves_one_token_of_each_prompt():
+    from larpo_lite.sampling import _common_prefix
+
+    assert _common_prefix([[1, 2, 3]]) == []  # one prompt: nothing to share
+    assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == [1, 2]
+    assert _common_prefix([[1, 2, 3], [1, 2, 3, 4]]) == [1, 2]  # a prompt is never consumed whole
+    assert _common_prefix([[7, 1], [8, 1]]) == []
+
+
+@pytest.mark.parametrize("temperature,k", [(0.0, 1), (1.0, 3)])
+def test_the_shared_chat_prefix_is_encoded_once_and_changes_no_token(tiny, more_prompts,
+                                                                    temperature, k):
+    from larpo_lite.sampling import _common_prefix
+
+    model, tok = tiny
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in more_prompts]
+    n0 = len(_common_prefix(ids))
+    assert n0 >= 8  # chat template and system prompt
+    widths: list[int] = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kw: widths.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    kw = dict(k=k, temperature=temperature, max_new_tokens=8, seed=2)
+    try:
+        shared = HFSampler(model, tok, batch_size=6).generate(more_prompts, **kw)
+    finally:
+        hook.remove()
+    plain = HFSampler(model, tok, batch_size=6, share_common_prefix=False).generate(more_prompts, **kw)
+    assert [g.texts for g in shared] == [g.texts for g in plain]
+    assert [g.num_tokens for g in shared] == [g.num_tokens for g in plain]
+    prefills = [w for w in widths if w > 1]
+    assert prefills[0] == n0  # the prefix, once
+    assert max(prefills[1:]) <= max(len(i) for i in ids) - n0  # the rest of each prompt only
