@@ -124,3 +124,46 @@ def replay_bytes(folder: str | Path | None = None) -> int:
     """Bytes of every record under ``folder`` (default: the committed ``replay/``)."""
     root = Path(folder) if folder else repo_root() / REPLAY_DIR
     return sum(p.stat().st_size for p in root.rglob(f"*{SUFFIX}")) if root.is_dir() else 0
+
+
+def _diff(a: Any, b: Any, where: str, out: list[str], limit: int = 20) -> None:
+    if len(out) >= limit:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                out.append(f"{where}.{k}: only in {'the replay' if k in b else 'the recording'}")
+            else:
+                _diff(a[k], b[k], f"{where}.{k}", out, limit)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{where}: {len(a)} items recorded, {len(b)} replayed")
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            _diff(x, y, f"{where}[{i}]", out, limit)
+    elif a != b and not (isinstance(a, float) and isinstance(b, float) and math.isnan(a)
+                         and math.isnan(b)):
+        out.append(f"{where}: {a!r} recorded, {b!r} replayed")
+
+
+def differences(notebook: str, recorded: dict[str, str | Path], replayed: dict[str, str | Path],
+                limit: int = 20) -> list[str]:
+    """Where a replayed notebook's outputs differ from the recorded run's: the ``metrics`` of
+    its reports file and the data of each of its figures (:func:`larpo_lite.plotting.figure_data`,
+    not image bytes). ``recorded``/``replayed``: ``{"reports": folder, "figures": folder}``.
+    Empty when they are the same."""
+    out: list[str] = []
+    a = json.loads((Path(recorded["reports"]) / f"{notebook}.json").read_text())["metrics"]
+    b = json.loads((Path(replayed["reports"]) / f"{notebook}.json").read_text())["metrics"]
+    _diff(a, b, f"{notebook}.json metrics", out, limit)
+    prefix = notebook.split("_")[0] + "_"
+    figs_a = {p.name: p for p in Path(recorded["figures"]).glob(f"{prefix}*.data.json")}
+    figs_b = {p.name: p for p in Path(replayed["figures"]).glob(f"{prefix}*.data.json")}
+    if not figs_a:
+        out.append(f"no figure data {prefix}*.data.json in {recorded['figures']}")
+    for name in sorted(set(figs_a) | set(figs_b)):
+        if name not in figs_a or name not in figs_b:
+            out.append(f"{name}: only in the {'replay' if name in figs_b else 'recording'}")
+            continue
+        _diff(json.loads(figs_a[name].read_text()), json.loads(figs_b[name].read_text()), name,
+              out, limit)
+    return out[:limit]

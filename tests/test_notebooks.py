@@ -64,6 +64,10 @@ def test_notebook_runs_under_smoke(path, tmp_path):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", []))
     assert "preset=smoke" in text  # the "What we saw" cell printed this run's numbers
+    # headless: no progress bars (no carriage-return redraws, no widget views) in the outputs
+    shown = text + "".join(str(o.get("data", {}).get("text/plain", "")) for c in nb.cells
+                           if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "\r" not in shown and "%|" not in shown  # tqdm draws "  40%|####  | 2/5"
     reports = Params.load("smoke").out_dir("reports")
     assert (reports / f"{path.stem}.json").is_file()
 

@@ -105,3 +105,31 @@ def test_readme_names_the_two_commands_and_ci_calls_make_test():
     readme = (ROOT / "README.md").read_text()
     assert "make notebooks" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_license_and_citation_match_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    license_id = project["license"] if isinstance(project["license"], str) else project["license"]["text"]
+    assert license_id == "Apache-2.0"
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0"
+    assert cff["license"] == license_id and cff["version"] == project["version"]
+    paper = cff["preferred-citation"]
+    assert paper["title"].startswith("LLM Alignment as Retriever Optimization")
+    assert paper["year"] == 2025 and "2502.03699" in paper["url"]
+    assert [a["family-names"] for a in paper["authors"]][:2] == ["Jin", "Yoon"]
+
+
+def test_headless_notebooks_have_no_progress_bars(monkeypatch):
+    from larpo_lite.notebooks import HEADLESS_ENV
+    from larpo_lite.progress import progress
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LARPO_LITE_PROGRESS", raising=False)
+    assert not progress(range(2)).disable
+    for key, value in HEADLESS_ENV.items():
+        monkeypatch.setenv(key, value)
+    assert progress(range(2)).disable
