@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ class Recorder:
         data = encode(compute())
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # two runs never share it
         tmp.write_bytes(data)
         tmp.replace(path)
         return decode(data)

@@ -103,7 +103,7 @@ def test_alignment_notebooks_run_on_a_reward_scored_task(tmp_path, uf_dir):
     reward model: they rank, train and report mean rewards instead of accuracies."""
     over = {"alignment_task": "ultrafeedback", "alignment_source": str(uf_dir),
             "reward_model": "tiny-random-rm", "reports_dir": str(tmp_path / "reports"),
-            "figures_dir": str(tmp_path / "figures")}
+            "figures_dir": str(tmp_path / "figures"), "record_dir": str(tmp_path / "record")}
     outs = run_notebooks("smoke", only=["04", "06", "07"], out_dir=tmp_path, overrides=over)
     assert [p.name[:2] for p in outs] == ["04", "06", "07"]
     for p in outs:
