@@ -28,10 +28,11 @@ def test_a_recorded_step_replays_the_same_data_without_running(tmp_path):
     assert calls == [1]
 
 
-def test_records_are_byte_stable(tmp_path):
-    data = {"b": [0.1, 2], "a": "é"}
-    assert replay.encode(data) == replay.encode(dict(reversed(list(data.items()))))
-    assert replay.decode(replay.encode(data)) == data
+def test_records_are_byte_stable_and_keep_key_order(tmp_path):
+    data = {"b": [0.1, 2], "a": "é", 20: 1, 5: 2}
+    assert replay.encode(data) == replay.encode(dict(data))
+    back = replay.decode(replay.encode(data))
+    assert list(back) == ["b", "a", "20", "5"] and back["a"] == "é"
 
 
 def test_replay_without_records_names_what_is_missing(tmp_path):
