@@ -408,6 +408,66 @@ def chat_prompt(text: str, tokenizer: Any) -> str:
     return f"Question: {text}\nAnswer:"
 
 
+# LoopConfig fields that change what a round's training does to the policy, given its lists
+# (sampling, ranking and list settings reach training only through the lists, which the key
+# hashes; the number of rounds and the evaluation settings do not reach it at all).
+TRAINING_FIELDS = ("model_name", "objective", "reference", "beta", "lr", "epochs", "lists_per_step",
+                   "lora_r", "train_dtype", "grad_accum", "seed")
+
+
+def training_key(cfg: LoopConfig, s: int, data: list[RankedList], previous: str, device: str,
+                 world: int = 1) -> str:
+    """The sha256 naming one round's training: the training settings, the round (it seeds the
+    shuffle), the policy it starts from (``previous``: the key of the round before, or
+    ``"initial"``), the device type, the number of processes and every list trained on. Two
+    runs whose round ``s`` has the same key train the same policy."""
+    conf = cfg.to_dict()
+    payload = {"train": {f: conf[f] for f in TRAINING_FIELDS}, "round": s, "previous": previous,
+               "device": device, "world": world, "lists": [dataclasses.asdict(x) for x in data]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _row_key(folder: Path, row: dict[str, Any], device: str) -> str | None:
+    """The training key of a finished round of another run: recorded (``train_key``), or, for a
+    first round recorded before keys were, computed from its config and lists file."""
+    if row.get("train_key"):
+        return row["train_key"]
+    if row.get("iteration") != 1 or "train_steps" not in row or row.get("train_processes", 1) != 1:
+        return None
+    try:
+        conf = json.loads((folder / "config.json").read_text())
+        other = LoopConfig(**conf)
+        data = _read_lists(folder / "lists_iter1.jsonl")
+    except (OSError, TypeError, ValueError, LarpoLiteError):
+        return None
+    return training_key(other, 1, data, "initial", device)
+
+
+def find_trained(key: str, root: Path, exclude: Path | None = None,
+                 device: str = "cpu") -> tuple[Path, dict[str, Any]] | None:
+    """A finished round of a run folder under ``root`` (``<root>/*/*/results.jsonl``: the loop and
+    tune runs of a preset) whose training has ``key``, with its checkpoint on disk:
+    ``(checkpoint folder, its results row)``; None if there is none."""
+    for results in sorted(p for kind in RUN_KINDS for p in root.glob(f"{kind}/*/results.jsonl")):
+        folder = results.parent
+        if exclude is not None and folder.resolve() == exclude.resolve():
+            continue
+        try:
+            rows = read_results(folder)
+        except (OSError, ValueError, LarpoLiteError):  # a cut or foreign file: not a match
+            continue
+        for row in rows:
+            ck = folder / f"ckpt_iter{row.get('iteration')}"
+            if row.get("iteration", 0) > 0 and ck.is_dir() and _row_key(folder, row, device) == key:
+                return ck, row
+    return None
+
+
+RUN_KINDS = ("loop", "tune")  # the folders of a preset's runs: runs/<preset>/<kind>/<run>
+REUSED_STATS = ("train_steps", "loss_first", "loss_last", "ranking_accuracy_last", "train_seconds",
+                "train_processes")
+
+
 class _Run:
     """State of one loop run: the policy, its tokenizer, the list history."""
 
@@ -432,6 +492,8 @@ class _Run:
         self.model: Any = None
         self.tok: Any = None
         self.candidate_files: dict[int, list[Path]] = {}  # round -> the candidates files it wrote
+        self.previous_key = "initial"  # the training key of the policy's last trained round
+        self.reuse = True  # a round trained identically by another run is loaded, not retrained
 
     @property
     def reranker(self) -> Any:
@@ -579,6 +641,36 @@ class _Run:
 
     # ---- one iteration's training
     def train(self, s: int, data: list[RankedList]) -> dict[str, Any]:
+        """Train round ``s`` on ``data``, or load the same training from another run of this
+        preset (:func:`find_trained`: same settings, starting policy and lists); the row
+        records ``train_key`` and, when loaded, ``train_reused_from`` and the original's
+        training statistics."""
+        key = training_key(self.cfg, s, data, self.previous_key, self.device.type, _world())
+        self.previous_key = key
+        # only among the runs of a preset (runs/<preset>/loop/..., runs/<preset>/tune/...)
+        shared = self.out.parent.name in RUN_KINDS
+        found = (find_trained(key, self.out.parent.parent, exclude=self.out, device=self.device.type)
+                 if self.reuse and shared and _world() == 1 else None)
+        if found is not None:
+            import shutil
+
+            src, row = found
+            ck, tmp = self.out / f"ckpt_iter{s}", self.out / f".ckpt_iter{s}.tmp"
+            for path in (tmp, ck):
+                if path.exists():
+                    shutil.rmtree(path)
+            shutil.copytree(src, tmp)
+            tmp.replace(ck)
+            self.apply_checkpoint(s)
+            try:
+                where = str(src.parent.relative_to(self.out.parent.parent))
+            except ValueError:
+                where = str(src.parent)
+            return {"train_key": key, "train_reused_from": f"{where} round {row['iteration']}",
+                    **{k: row[k] for k in REUSED_STATS if k in row}}
+        return {"train_key": key, **self._train(s, data)}
+
+    def _train(self, s: int, data: list[RankedList]) -> dict[str, Any]:
         cfg = self.cfg
         reference = None
         if cfg.reference == "initial" and s > 1:
@@ -617,7 +709,7 @@ class _Run:
 
 
 def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
-             stop_after: int | None = None) -> list[dict[str, Any]]:
+             stop_after: int | None = None, reuse: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) the loop; returns the rows of ``results.jsonl``.
 
     Args:
@@ -626,6 +718,10 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
             on from its last finished iteration (a different config is an error); without
             ``resume`` the folder's earlier results are discarded.
         stop_after: stop after this iteration (for tests and budgets); None runs all.
+        reuse: a round whose training another run of the same preset already did (same
+            training settings, starting policy and lists: :func:`training_key`) loads that
+            run's checkpoint instead of training again (``train_reused_from`` in its row). The
+            tuning study's first rounds, 04's objectives and 07's first rounds share this way.
 
     Row 0 is the initial policy's evaluation; row ``s`` has the lists, training and
     evaluation of iteration ``s`` and ``reference`` records which reference was used.
@@ -637,11 +733,11 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     """
     cfg.validate()
     with _instruction(cfg.instruction):
-        return _run_loop(cfg, Path(out_dir), resume, stop_after)
+        return _run_loop(cfg, Path(out_dir), resume, stop_after, reuse)
 
 
 def _run_loop(cfg: LoopConfig, out_dir: Path, resume: bool,
-              stop_after: int | None) -> list[dict[str, Any]]:
+              stop_after: int | None, reuse: bool = True) -> list[dict[str, Any]]:
     out = Path(out_dir)
     conf_path, res_path = out / "config.json", out / "results.jsonl"
     conf_text = json.dumps(cfg.to_dict(), indent=1)
@@ -678,6 +774,10 @@ def _run_loop(cfg: LoopConfig, out_dir: Path, resume: bool,
     # replay the finished iterations: their checkpoints, in order
     for s in done:
         run.apply_checkpoint(s)
+    for r in rows:  # the key of the policy the next round starts from
+        if r["iteration"] > 0 and "train_steps" in r:
+            run.previous_key = r.get("train_key") or f"unkeyed {out} round {r['iteration']}"
+    run.reuse = reuse
     history = [_read_lists(out / f"lists_iter{s}.jsonl") for s in done]
     if not rows and main:
         t0 = time.perf_counter()
