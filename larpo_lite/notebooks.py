@@ -392,7 +392,7 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     if jobs > 1:
         return _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
-    timed = values["preset"] == "default" and folder == "notebooks" and not overrides
+    timed = values["preset"] in ("default", "replay") and folder == "notebooks" and not overrides
     done = []
     too_big: list[str] = []
     env_before = {k: os.environ.get(k) for k in HEADLESS_ENV}
@@ -411,7 +411,7 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
             if timed:
                 from .workshop import after_default_notebook
 
-                after_default_notebook(nb.stem, time.perf_counter() - t0)
+                after_default_notebook(nb.stem, time.perf_counter() - t0, values["preset"])
             if copies_to is not None:
                 try:
                     write_executed_copy(target, copies_to)

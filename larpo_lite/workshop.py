@@ -163,26 +163,29 @@ def _write_json(path: Path, obj: Any) -> Path:
 
 
 def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
-                  today: str | None = None) -> Path:
-    """Record one notebook's default-run wall time in ``reports/timing.json`` (read, update,
-    replace under a lock: ``larpo-lite notebooks --jobs 2`` finishes notebooks side by side)."""
+                  today: str | None = None, preset: str = "default") -> Path:
+    """Record one notebook's wall time in ``reports/timing.json`` (read, update, replace under
+    a lock: ``larpo-lite notebooks --jobs 2`` finishes notebooks side by side): the default
+    run's under ``notebooks``, a replay's (``preset="replay"``) under ``replay``."""
     import fcntl
 
+    section = {"default": "notebooks", "replay": "replay"}[preset]
     p = Path(path) if path else timing_path()
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p.with_name(f".{p.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = read_timing(p)
-        data.setdefault("notebooks", {})[notebook] = {
+        data.setdefault(section, {})[notebook] = {
             "seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
-            "source": "larpo-lite notebooks --preset default",
+            "source": f"larpo-lite notebooks --preset {preset}",
             "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))}
         return _write_json(p, data)
 
 
-def after_default_notebook(notebook: str, seconds: float) -> None:
-    """What a finished default-preset notebook updates here: its timing, then the guide."""
-    record_timing(notebook, seconds)
+def after_default_notebook(notebook: str, seconds: float, preset: str = "default") -> None:
+    """What a finished default-preset (or replay) notebook updates here: its timing, then the
+    guide."""
+    record_timing(notebook, seconds, preset=preset)
     write_guide()
 
 
@@ -340,7 +343,7 @@ def _minutes(seconds: float | None) -> str:
 def plan_rows(timing: dict[str, Any]) -> list[dict[str, Any]]:
     """The 3-hour plan: set-up, one slot per notebook (live when its default run fits
     ``LIVE_LIMIT_S``, else shown from its executed copy), a break, exercises, wrap-up."""
-    nbs = timing.get("notebooks", {})
+    nbs, replays = timing.get("notebooks", {}), timing.get("replay", {})
     rows: list[dict[str, Any]] = [{"what": "set-up check: every notebook under `smoke`", "minutes": SETUP_MIN,
                                    "how": "`.venv/bin/larpo-lite notebooks --preset smoke` on each laptop"}]
     names = list(NOTEBOOKS)
@@ -351,9 +354,12 @@ def plan_rows(timing: dict[str, Any]) -> list[dict[str, Any]]:
             how = (f"live on `default` (~{math.ceil(s / 60)} min of CPU): "
                    f"`.venv/bin/larpo-lite notebooks --preset default --only {name[:2]}`")
         else:
-            minutes = WALKTHROUGH_MIN
-            how = (f"shown from `executed/{name}.ipynb` and `figures/` (default run {_minutes(s)}); "
-                   f"students run it live under `smoke` (mechanics only, under a minute)")
+            r = replays.get(name, {}).get("seconds")
+            minutes = WALKTHROUGH_MIN + (math.ceil(r / 60) if r is not None else 0)
+            how = (f"replayed (default run {_minutes(s)}): `.venv/bin/larpo-lite notebooks --preset "
+                   f"replay --only {name[:2]}` re-executes it from `replay/` "
+                   f"({'replay ' + _minutes(r) if r is not None else 'replay time not measured yet'}), "
+                   f"beside its executed copy `executed/{name}.ipynb`")
         rows.append({"what": f"{name}: {NOTEBOOKS[name]}", "minutes": minutes, "how": how})
         if i == len(names) // 2 - 1:
             rows.append({"what": "break", "minutes": BREAK_MIN, "how": ""})
@@ -377,9 +383,11 @@ def render(folder: str | Path | None = None, timing: dict[str, Any] | None = Non
            "`reports/timing.json` (the committed default run); do not edit by hand. Every number "
            "below comes from those files; `tests/test_workshop.py` fails when this file is stale.",
            "", "## The plan", "",
-           f"A notebook whose default run took more than {LIVE_LIMIT_S // 60} minutes is shown from "
-           "its executed copy (`executed/`) and its figure (`figures/`), and students run it under "
-           "the `smoke` preset to see the mechanics; the others run live on `default`.", "",
+           f"A notebook whose default run took more than {LIVE_LIMIT_S // 60} minutes is replayed: "
+           "`--preset replay` re-executes it from the default run's recorded samples, lists and "
+           "losses (`replay/`), so every table, statistic and figure is computed in front of the "
+           "room in a minute or two, and its executed copy (`executed/`) shows the original "
+           "outputs; the others run live on `default`.", "",
            "| start | minutes | what | how |", "|---|---|---|---|"]
     t = 0
     for row in plan_rows(timing):
@@ -400,6 +408,9 @@ def render(folder: str | Path | None = None, timing: dict[str, Any] | None = Non
     if suite and suite.get("seconds"):
         out += ["", f"The whole suite: {suite['seconds']} s ({suite['seconds'] / 60:.0f} min) of wall "
                 f"time, {suite.get('jobs')} notebooks at a time ({suite.get('source')}, {suite.get('date')})."]
+    if timing.get("replay"):
+        out += ["", "Replays (`--preset replay`): " + ", ".join(
+            f"{name} {e['seconds']} s" for name, e in sorted(timing["replay"].items())) + "."]
     out += ["", "Timings are from a 2-core machine without a GPU; a laptop alone with four or more "
             "cores is usually faster. Time one notebook on a room laptop before the day.", "",
             "## Set-up for a room of laptops", "",

@@ -58,25 +58,26 @@ def test_record_timing_replaces_one_entry_and_keeps_the_others(tmp_path):
     assert after["notebooks"]["01_ir_analogy"] == before["notebooks"]["01_ir_analogy"]
 
 
-@pytest.mark.parametrize("preset,recorded", [("default", True), ("smoke", False)])
-def test_run_notebooks_records_timing_on_default_only(preset, recorded, tmp_path, monkeypatch):
+@pytest.mark.parametrize("preset,recorded", [("default", True), ("replay", True), ("smoke", False)])
+def test_run_notebooks_records_timing_on_default_and_replay_only(preset, recorded, tmp_path, monkeypatch):
     import papermill as pm
 
     from larpo_lite import notebooks
 
     calls = []
     monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: None)
-    monkeypatch.setattr(workshop, "after_default_notebook", lambda name, s: calls.append(name))
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda name, s, p: calls.append((name, p)))
     monkeypatch.setattr(notebooks, "write_executed_copy", lambda *a, **k: None)  # not executed/
     notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path)
-    assert calls == (["08_scaling_up"] if recorded else [])
+    assert calls == ([("08_scaling_up", preset)] if recorded else [])
     calls.clear()
     notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path, folder="notebooks/solutions")
     assert calls == []  # solutions are not part of the default run's timing
 
 
-def test_plan_fills_three_hours_and_shows_long_notebooks_from_executed_copies():
-    timing = {"notebooks": {name: {"seconds": 60 * (i + 1) * 3} for i, name in enumerate(workshop.NOTEBOOKS)}}
+def test_plan_fills_three_hours_and_replays_long_notebooks():
+    timing = {"notebooks": {name: {"seconds": 60 * (i + 1) * 3} for i, name in enumerate(workshop.NOTEBOOKS)},
+              "replay": {"07_larpo_loop": {"seconds": 70}}}
     rows = workshop.plan_rows(timing)
     assert sum(r["minutes"] for r in rows) == workshop.WORKSHOP_MIN
     by_name = {r["what"].split(":")[0]: r["how"] for r in rows}
@@ -84,6 +85,9 @@ def test_plan_fills_three_hours_and_shows_long_notebooks_from_executed_copies():
         live = e["seconds"] <= workshop.LIVE_LIMIT_S
         assert by_name[name].startswith("live") == live, name
         assert (f"executed/{name}.ipynb" in by_name[name]) == (not live)
+        assert (f"--preset replay --only {name[:2]}" in by_name[name]) == (not live)
+    assert "replay 1.2 min" in by_name["07_larpo_loop"]
+    assert "replay time not measured yet" in by_name["06_candidate_lists"]
 
 
 def _report(folder, name, metrics):
