@@ -464,8 +464,8 @@ def find_trained(key: str, root: Path, exclude: Path | None = None,
 
 
 RUN_KINDS = ("loop", "tune")  # the folders of a preset's runs: runs/<preset>/<kind>/<run>
-REUSED_STATS = ("train_steps", "loss_first", "loss_last", "ranking_accuracy_last", "train_seconds",
-                "train_processes")
+REUSED_STATS = ("train_steps", "loss_first", "loss_last", "losses", "ranking_accuracy_last",
+                "train_seconds", "train_processes")
 
 
 class _Run:
@@ -704,6 +704,7 @@ class _Run:
         self.model.eval()
         acc = [r["accuracy"] for r in res.logs if r["accuracy"] is not None]
         return {"train_steps": len(res.logs), "loss_first": res.losses[0], "loss_last": res.losses[-1],
+                "losses": [float(x) for x in res.losses],  # per optimizer step
                 "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds,
                 "train_processes": res.meta["num_processes"]}
 
@@ -932,13 +933,15 @@ def run_dir(cfg: LoopConfig, preset: str) -> Path:
     return repo_root() / "runs" / preset / "loop" / f"{tag}-{key}"
 
 
-def run_shared(cfg: LoopConfig, preset: str) -> list[dict[str, Any]]:
+def run_shared(cfg: LoopConfig, preset: str, stop_after: int | None = None) -> list[dict[str, Any]]:
     """:func:`run_locked` in :func:`run_dir` (resumed, or read back when already finished).
 
     Two notebooks running side by side (``larpo-lite notebooks --jobs 2``) that need the same
     run never write it at once: the second waits on the folder's lock, then reads the
-    finished run back."""
-    return run_locked(cfg, run_dir(cfg, preset), resume=True)
+    finished run back. ``stop_after``: the rows up to that round only (running no further):
+    04 reads round 1 of the runs whose second round 07 adds, in the same folder."""
+    rows = run_locked(cfg, run_dir(cfg, preset), resume=True, stop_after=stop_after)
+    return rows if stop_after is None else [r for r in rows if r["iteration"] <= stop_after]
 
 
 def _rebuilt(cfg: LoopConfig, out: Path, s: int) -> _Run:
