@@ -39,7 +39,7 @@ def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "note
 HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 # Notebooks that read another's cached results; run side by side, they wait for it.
-DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",)}
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "07": ("04",)}
 
 
 def schedule(numbers: Sequence[str], finished: set[str], running: set[str]) -> str | None:

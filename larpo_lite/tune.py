@@ -280,3 +280,35 @@ def run(params: Any, lrs: list[float] | None = None, betas: list[float] | None =
     return out
 
 
+
+
+def chosen_settings(path: str | Path, preset: str) -> dict[str, dict[str, Any]]:
+    """The per-objective choices of a validation study, as notebooks 04 and 07 read them.
+
+    Args:
+        path: a ``tuning_validation.json`` (:func:`run` writes it to ``<reports_dir>``).
+        preset: the preset the choices must belong to.
+
+    Returns:
+        ``{objective: {"lr": ..., "beta": ..., ...}}``, the file's ``metrics.chosen`` entries
+        that hold an ``lr``, when the file exists and its ``params.preset`` equals ``preset``;
+        else ``{}`` (no study, another preset's study, or an older file with one choice for
+        every objective)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text())
+    if record.get("params", {}).get("preset") != preset:
+        return {}
+    chosen = record.get("metrics", {}).get("chosen", {})
+    return {o: c for o, c in chosen.items() if isinstance(c, dict) and "lr" in c}
+
+
+def apply_choice(cfg: LoopConfig, chosen: dict[str, dict[str, Any]]) -> LoopConfig:
+    """``cfg`` at the lr and beta chosen for its objective (``chosen`` as
+    :func:`chosen_settings` returns it; a choice without ``beta`` keeps ``cfg.beta``), or
+    ``cfg`` unchanged when its objective has no choice."""
+    c = chosen.get(cfg.objective)
+    if not c:
+        return cfg
+    return dataclasses.replace(cfg, lr=float(c["lr"]), beta=float(c.get("beta", cfg.beta)))
