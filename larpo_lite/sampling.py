@@ -6,7 +6,9 @@ notebooks/02_recall_at_n (k samples per prompt = the candidate list).
 The HF backend decodes with our own loop over the model's KV cache by default
 (``decode="continuous"``): a sequence leaves the running batch as soon as it ends and a
 waiting prompt takes its place, where ``model.generate`` keeps every sequence of a call,
-padding, until the longest one ends (mini-GSM answers average ~20 of at most 48 tokens).
+padding, until the longest one ends (mini-GSM answers average ~20 of at most 48 tokens), and
+the token prefix every prompt of a call shares (chat template and system prompt, 24 of
+mini-GSM's ~74 prompt tokens) is encoded once and reused by every prefill.
 Greedy answers are those of ``model.generate`` (up to float rounding across batch shapes;
 ``benchmarks/results/sampling_default.json`` counts them). Seeding: every sequence draws from
 its own generator seeded from ``(seed, prompt index, sample index)``, so a run repeats exactly
