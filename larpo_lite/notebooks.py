@@ -42,15 +42,34 @@ HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1
 DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "07": ("04",)}
 
 
-def schedule(numbers: Sequence[str], finished: set[str], running: set[str]) -> str | None:
-    """The next notebook a free worker should start: the first not started whose
-    dependencies (``DEPENDS_ON``, among those selected) have finished; None if none is ready."""
-    for n in numbers:
-        if n in finished or n in running:
-            continue
-        if all(d in finished or d not in numbers for d in DEPENDS_ON.get(n, ())):
-            return n
-    return None
+def schedule(numbers: Sequence[str], finished: set[str], running: set[str],
+             seconds: dict[str, float] | None = None) -> str | None:
+    """The next notebook a free worker should start: among those not started whose
+    dependencies (``DEPENDS_ON``, among those selected) have finished, the one whose chain
+    (itself and the notebooks that wait for it) took longest in the last recorded run
+    (``seconds`` per number, e.g. from ``reports/timing.json``), so the longest work starts
+    first; without timings, the first in order. None if none is ready."""
+    seconds = seconds or {}
+
+    def chain(n: str) -> float:
+        after = [m for m in numbers if n in DEPENDS_ON.get(m, ())]
+        return seconds.get(n, 0.0) + max((chain(m) for m in after), default=0.0)
+
+    ready = [n for n in numbers if n not in finished and n not in running
+             and all(d in finished or d not in numbers for d in DEPENDS_ON.get(n, ()))]
+    return max(ready, key=lambda n: (chain(n), -numbers.index(n))) if ready else None
+
+
+def recorded_seconds() -> dict[str, float]:
+    """Each notebook's last default-run wall time by number (``reports/timing.json``), or {}."""
+    import json
+
+    path = repo_root() / "reports" / "timing.json"
+    try:
+        entries = json.loads(path.read_text()).get("notebooks", {})
+    except (OSError, ValueError):
+        return {}
+    return {name[:2]: float(e["seconds"]) for name, e in entries.items() if "seconds" in e}
 
 
 def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output: bool) -> list[Path]:
@@ -61,12 +80,13 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    timings = recorded_seconds()  # the longest chain of notebooks starts first
     running: dict[str, subprocess.Popen] = {}
     finished: set[str] = set()
     failed: list[str] = []
     while len(finished) + len(failed) < len(numbers):
         while not failed and len(running) < jobs:
-            nxt = schedule(numbers, finished, set(running))
+            nxt = schedule(numbers, finished, set(running), timings)
             if nxt is None:
                 break
             cmd = [sys.executable, "-m", "larpo_lite.cli", "notebooks", "--preset", preset,

@@ -86,6 +86,12 @@ def test_schedule_starts_a_notebook_only_after_its_dependencies():
     assert schedule(nums, finished=set(), running={"01", "03"}) is None
     assert schedule(nums, finished={"01"}, running={"03"}) == "02"
     assert schedule(["02", "03"], finished=set(), running=set()) == "02"  # 01 not selected
+    # with the last run's timings the longest chain starts first: 04 then 07 (07 waits for 04)
+    nums = ["01", "02", "03", "04", "05", "07"]
+    secs = {"01": 300, "02": 800, "03": 600, "04": 2000, "05": 1500, "07": 1000}
+    assert schedule(nums, set(), set(), secs) == "04"
+    assert schedule(nums, set(), {"04"}, secs) == "05"  # 1500 > 01+02 (1100), 03 (600)
+    assert schedule(nums, {"04"}, {"05"}, secs) == "01"  # 01 -> 02 (1100) > 07 (1000)
 
 
 @pytest.mark.slow
