@@ -33,7 +33,7 @@ COMMITTED = [p for p in notebook_paths() if (repo_root() / replay.REPLAY_DIR / p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number", ["03", "07"])
+@pytest.mark.parametrize("number", ["03", "07", "08"])
 def test_the_committed_records_replay_to_the_committed_reports(number, tmp_path):
     stems = {p.name[:2]: p.stem for p in COMMITTED}
     if number not in stems:
