@@ -58,7 +58,7 @@ class Params:
     task_source: str = ""              # hub id or local files for gsm8k/math; "" = the hub default
     reward_model: str = ""             # HF reward model (id or folder) as reranker; "" = verifier
     reranker: str = "verifier"         # without reward_model: verifier or graded_verifier (rewards.py)
-    rerankers: list[str] = field(default_factory=lambda: ["verifier", "graded_verifier"])  # 04/07 run
+    rerankers: list[str] = field(default_factory=lambda: ["verifier"])  # 04/07 run
     # The alignment notebooks (04, 06, 07) on another task than the math ones, as in the paper
     alignment_task: str = ""           # "" = `task`; ultrafeedback: prompts scored by reward_model
     alignment_source: str = ""         # hub id or local folder of the alignment task; "" = hub
@@ -77,23 +77,25 @@ class Params:
     use_dense_retriever: bool = True   # all-MiniLM-L6-v2 beside BM25
     # Training on candidate lists (notebooks 03, 04)
     n_train_prompts: int = 64          # training prompts from the mini-GSM train split
-    k_train: int = 4                   # candidates sampled per training prompt
+    k_train: int = 8                   # candidates sampled per training prompt
     gold_in_list: bool = False         # add the worked solution to each list as a correct response
     objectives: list[str] = field(default_factory=lambda: ["pairwise", "contrastive", "lambdarank", "listmle"])
-    train_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    train_seeds: list[int] = field(default_factory=lambda: [0])
     beta: float = 0.1                  # gamma = beta * (log pi - log pi_ref)
-    lr: float = 3e-5                   # AdamW peak learning rate (chosen on validation: reports/tuning_validation.json)
-    epochs: int = 2                    # passes over the lists
+    lr: float = 5e-4                   # AdamW peak learning rate (chosen on validation: reports/tuning_validation.json)
+    epochs: int = 3                    # passes over the lists
     lists_per_step: int = 8            # lists per optimizer step
     lora_r: int = 16                   # LoRA rank; 0 = full fine-tuning
     train_dtype: str = "float32"       # training precision: float32, or bfloat16 autocast
     grad_accum: int = 1                # micro-batches per optimizer step (memory, not maths)
     # Evaluation of trained policies (notebooks 03-07)
-    n_val: int = 32                    # validation problems (tuning and per-iteration greedy)
-    eval_samples: int = 4              # samples per test problem for pass@N of trained policies
+    n_val: int = 200                   # validation problems (tuning and per-iteration greedy)
+    eval_samples: int = 4              # samples per test problem for Recall@N of 03's stages
+    loop_eval_samples: int = 0         # the same for pass@N of each loop run (04-07); 0: greedy only
     # The LARPO loop (notebooks 05-07)
-    iterations: int = 2                # T: sample -> rank -> train rounds
-    prompts_per_iter: int = 16         # M: new training prompts per iteration
+    iterations: int = 1                # T: sample -> rank -> train rounds
+    prompts_per_iter: int = 256        # M: new training prompts per iteration (04, 07)
+    sweep_prompts_per_iter: int = 32   # the same in the sweeps of 05 and 06 (each row prints its MDE)
     loop_temperatures: list[float] = field(default_factory=lambda: [0.7])  # one, or a mix
     memory: str = "current"            # candidate lists kept: current, previous, all
     memory_iterations: int = 3         # rounds of 06's memory runs (previous, all: same until 3)
@@ -226,6 +228,7 @@ _AT_LEAST: tuple[tuple[str, float, bool], ...] = (
     ("n_train_prompts", 1, False), ("k_train", 1, False), ("beta", 0, True), ("lr", 0, True),
     ("epochs", 1, False), ("lists_per_step", 1, False), ("lora_r", 0, False),
     ("grad_accum", 1, False), ("n_val", 0, False), ("eval_samples", 0, False),
+    ("loop_eval_samples", 0, False), ("sweep_prompts_per_iter", 1, False),
     ("iterations", 0, False), ("memory_iterations", 1, False), ("prompts_per_iter", 1, False),
     ("loop_temperatures", 0, False),
     ("negative_temperatures", 0, False), ("list_sizes", 2, False), ("mix_temperatures", 0, False),

@@ -216,7 +216,7 @@ class LoopConfig:
             k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
             max_new_tokens=p.max_new_tokens, memory=p.memory, reference=p.reference,
             beta=p.beta, lr=p.lr, epochs=p.epochs, lists_per_step=p.lists_per_step,
-            lora_r=p.lora_r, n_val=p.n_val, n_test=p.n_eval, eval_samples=p.eval_samples,
+            lora_r=p.lora_r, n_val=p.n_val, n_test=p.n_eval, eval_samples=p.loop_eval_samples,
             eval_temperature=p.temperature, gold_in_list=p.gold_in_list, seed=p.seed,
         )
         base.update(overrides)
