@@ -8,6 +8,7 @@ import ast
 import base64
 import copy
 import io
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,33 @@ def recorded_seconds() -> dict[str, float]:
     except (OSError, ValueError):
         return {}
     return {name[:2]: float(e["seconds"]) for name, e in entries.items() if "seconds" in e}
+
+
+def reused_work_note(since: float, root: Path | None = None) -> str:
+    """What a default run found already trained: loop rounds under ``root`` (default
+    ``runs/default``) whose training was loaded (``train_reused_from`` in a run's
+    ``results.jsonl``) from a run folder that existed before ``since`` (a ``time.time()``): the
+    validation study's, or an earlier run's. Rounds shared within the run are not counted.
+    "" when there were none, so the run's wall time is that of a run from scratch."""
+    root = root or repo_root() / "runs" / "default"
+    earlier = []
+    for results in sorted(root.glob("loop/*/results.jsonl")):
+        for line in results.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            source = row.get("train_reused_from")
+            if not source:
+                continue
+            folder = root / source.split(" round ")[0]
+            made = (folder / "config.json").stat().st_mtime if (folder / "config.json").exists() else 0.0
+            if made < since:
+                earlier.append(f"{results.parent.name} round {row.get('iteration')} from {source}")
+    if not earlier:
+        return ""
+    return (f"{len(earlier)} trained round(s) loaded from run folders made before this run, not "
+            "trained in it (" + "; ".join(earlier) + ")")
 
 
 def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output: bool) -> list[Path]:
@@ -411,7 +439,14 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     out = Path(out_dir) if out_dir else repo_root() / "runs" / Path(preset).stem
     out.mkdir(parents=True, exist_ok=True)
     if jobs > 1:
-        return _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
+        t0, started = time.perf_counter(), time.time()
+        paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
+        if values["preset"] == "default" and not only:  # the whole default run: its wall time
+            from .workshop import record_suite, write_guide
+
+            record_suite(time.perf_counter() - t0, jobs, note=reused_work_note(started))
+            write_guide()
+        return paths
     timed = values["preset"] in ("default", "replay") and folder == "notebooks" and not overrides
     done = []
     too_big: list[str] = []

@@ -182,6 +182,25 @@ def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
         return _write_json(p, data)
 
 
+def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | None = None,
+                 today: str | None = None) -> Path:
+    """Record the wall time of a whole default run (``larpo-lite notebooks --preset default``
+    over every notebook) in ``reports/timing.json`` under ``suite``; ``note`` says what the
+    run could reuse (run folders or a sample cache left by earlier work)."""
+    import fcntl
+
+    p = Path(path) if path else timing_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p.with_name(f".{p.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_timing(p)
+        data["suite"] = {"seconds": round(float(seconds)), "jobs": int(jobs),
+                         "date": today or dt.date.today().isoformat(),
+                         "source": f"larpo-lite notebooks --preset default --jobs {jobs}"
+                                   + (f"; {note}" if note else "")}
+        return _write_json(p, data)
+
+
 def after_default_notebook(notebook: str, seconds: float, preset: str = "default") -> None:
     """What a finished default-preset (or replay) notebook updates here: its timing, then the
     guide."""

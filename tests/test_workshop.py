@@ -131,3 +131,37 @@ def test_make_wheels_target_and_the_guide_explain_the_offline_install():
     assert "wheels/" in (repo_root() / ".gitignore").read_text().split()
     guide = (repo_root() / "docs" / "workshop.md").read_text()
     assert "make wheels" in guide and "--no-index --find-links wheels/" in guide
+
+
+def test_record_suite_keeps_the_run_and_what_it_reused(tmp_path):
+    from larpo_lite.workshop import read_timing, record_suite
+
+    path = tmp_path / "timing.json"
+    record_suite(4321.4, 2, note="1 trained round(s) loaded", path=path, today="2026-11-30")
+    suite = read_timing(path)["suite"]
+    assert suite == {"seconds": 4321, "jobs": 2, "date": "2026-11-30",
+                     "source": "larpo-lite notebooks --preset default --jobs 2; 1 trained round(s) loaded"}
+    record_suite(10, 1, path=path, today="2026-12-01")  # a later run replaces it, without a note
+    assert read_timing(path)["suite"]["source"] == "larpo-lite notebooks --preset default --jobs 1"
+
+
+def test_reused_work_note_counts_only_rounds_trained_before_the_run(tmp_path):
+    import json
+    import os
+
+    from larpo_lite.notebooks import reused_work_note
+
+    for name in ("tune/pairwise-old", "loop/pairwise-new"):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "config.json").write_text("{}")
+    os.utime(tmp_path / "tune/pairwise-old/config.json", (1000.0, 1000.0))
+    os.utime(tmp_path / "loop/pairwise-new/config.json", (3000.0, 3000.0))
+    run = tmp_path / "loop" / "listmle-x"
+    run.mkdir()
+    rows = [{"iteration": 0}, {"iteration": 1, "train_reused_from": "tune/pairwise-old round 1"},
+            {"iteration": 2, "train_reused_from": "loop/pairwise-new round 2"}]
+    (run / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    note = reused_work_note(2000.0, root=tmp_path)
+    assert note.startswith("1 trained round(s)") and "listmle-x round 1 from tune/pairwise-old round 1" in note
+    assert "pairwise-new" not in note  # made during the run: shared within it, not earlier work
+    assert reused_work_note(500.0, root=tmp_path) == ""
