@@ -8,7 +8,6 @@ import ast
 import base64
 import copy
 import io
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 
 from .config import Params, load_preset_values, preset_path
 from .errors import LarpoLiteError
+from .jsonl import read_jsonl
 from .paths import repo_root
 
 
@@ -82,11 +82,11 @@ def reused_work_note(since: float, root: Path | None = None) -> str:
     root = root or repo_root() / "runs" / "default"
     earlier = []
     for results in sorted(root.glob("loop/*/results.jsonl")):
-        for line in results.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
+        try:
+            rows = read_jsonl(results)
+        except (OSError, ValueError):  # a damaged run is named when it is resumed, not here
+            continue
+        for row in rows:
             source = row.get("train_reused_from")
             if not source:
                 continue

@@ -162,24 +162,29 @@ def _write_json(path: Path, obj: Any) -> Path:
     return path
 
 
-def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
-                  today: str | None = None, preset: str = "default") -> Path:
-    """Record one notebook's wall time in ``reports/timing.json`` (read, update, replace under
-    a lock: ``larpo-lite notebooks --jobs 2`` finishes notebooks side by side): the default
-    run's under ``notebooks``, a replay's (``preset="replay"``) under ``replay``."""
+def _update_timing(path: str | Path | None, change: Any) -> Path:
+    """Read ``reports/timing.json`` (or ``path``), apply ``change(data)`` and replace the file,
+    under a lock: ``larpo-lite notebooks --jobs 2`` finishes notebooks side by side."""
     import fcntl
 
-    section = {"default": "notebooks", "replay": "replay"}[preset]
     p = Path(path) if path else timing_path()
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p.with_name(f".{p.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = read_timing(p)
-        data.setdefault(section, {})[notebook] = {
-            "seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
-            "source": f"larpo-lite notebooks --preset {preset}",
-            "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))}
+        change(data)
         return _write_json(p, data)
+
+
+def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
+                  today: str | None = None, preset: str = "default") -> Path:
+    """Record one notebook's wall time in ``reports/timing.json``: the default run's under
+    ``notebooks``, a replay's (``preset="replay"``) under ``replay``."""
+    section = {"default": "notebooks", "replay": "replay"}[preset]
+    entry = {"seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
+             "source": f"larpo-lite notebooks --preset {preset}",
+             "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))}
+    return _update_timing(path, lambda data: data.setdefault(section, {}).__setitem__(notebook, entry))
 
 
 def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | None = None,
@@ -187,18 +192,10 @@ def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | N
     """Record the wall time of a whole default run (``larpo-lite notebooks --preset default``
     over every notebook) in ``reports/timing.json`` under ``suite``; ``note`` says what the
     run could reuse (run folders or a sample cache left by earlier work)."""
-    import fcntl
-
-    p = Path(path) if path else timing_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p.with_name(f".{p.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_timing(p)
-        data["suite"] = {"seconds": round(float(seconds)), "jobs": int(jobs),
-                         "date": today or dt.date.today().isoformat(),
-                         "source": f"larpo-lite notebooks --preset default --jobs {jobs}"
-                                   + (f"; {note}" if note else "")}
-        return _write_json(p, data)
+    entry = {"seconds": round(float(seconds)), "jobs": int(jobs),
+             "date": today or dt.date.today().isoformat(),
+             "source": f"larpo-lite notebooks --preset default --jobs {jobs}" + (f"; {note}" if note else "")}
+    return _update_timing(path, lambda data: data.__setitem__("suite", entry))
 
 
 def after_default_notebook(notebook: str, seconds: float, preset: str = "default") -> None:
