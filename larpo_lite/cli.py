@@ -8,6 +8,7 @@ the file or parameter, with exit code 2; any other exception is a bug and keeps 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,13 +26,14 @@ def _floats(option: str, text: str, positive: bool = False) -> list[float]:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import run_notebooks
+    from .notebooks import CHILD_ENV, run_notebooks
 
     only = args.only.split(",") if args.only else None
     t0 = time.perf_counter()
     run_notebooks(args.preset, only=only, out_dir=args.out_dir, log_output=args.log_output,
                   jobs=args.jobs)
-    print(f"[larpo-lite] all done in {time.perf_counter() - t0:.0f}s")
+    if not os.environ.get(CHILD_ENV):  # a --jobs child: its parent reports the whole run
+        print(f"[larpo-lite] all done in {time.perf_counter() - t0:.0f}s")
     return 0
 
 

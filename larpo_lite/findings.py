@@ -44,6 +44,7 @@ def comparison_sentence(treatment: str, baseline: str, stats: PairedStats,
     ``score_*`` are the two means on the ``stats.n`` shared problems (for 0/1 scores:
     accuracies); ``stats`` compares them per problem.
     """
+    treatment = treatment[:1].upper() + treatment[1:]  # it opens the sentence
     sign = "+" if stats.diff >= 0 else "-"
     moved = ("left" if stats.diff == 0 else "moved")
     flips = f"{stats.gained} problems gained, {stats.lost} lost"

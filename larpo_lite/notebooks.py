@@ -100,6 +100,9 @@ def reused_work_note(since: float, root: Path | None = None) -> str:
             "trained in it (" + "; ".join(earlier) + ")")
 
 
+CHILD_ENV = "LARPO_LITE_JOBS_CHILD"  # set in the processes that _run_parallel starts
+
+
 def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output: bool) -> list[Path]:
     """Each notebook in its own ``larpo-lite notebooks --only NN`` process, ``jobs`` at a time,
     each with ``cores // jobs`` threads (unless OMP_NUM_THREADS is set). On two cores two
@@ -108,6 +111,7 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env[CHILD_ENV] = "1"
     timings = recorded_seconds()  # the longest chain of notebooks starts first
     running: dict[str, subprocess.Popen] = {}
     finished: set[str] = set()

@@ -95,3 +95,17 @@ def test_the_installed_command_exits_2_with_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "larpo-lite: error: --k: parameter 'k_train' must be >= 1, got 0"]
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.mark.parametrize("child", [False, True])
+def test_notebooks_all_done_line_only_from_the_parent(monkeypatch, capsys, child):
+    """A ``--jobs`` child runs one notebook; only the parent says the whole run is done."""
+    from larpo_lite import notebooks
+
+    monkeypatch.setattr(notebooks, "run_notebooks", lambda *a, **k: [])
+    if child:
+        monkeypatch.setenv(notebooks.CHILD_ENV, "1")
+    else:
+        monkeypatch.delenv(notebooks.CHILD_ENV, raising=False)
+    assert cli.main(["notebooks", "--preset", "smoke", "--only", "08"]) == 0
+    assert ("all done in" in capsys.readouterr().out) is not child

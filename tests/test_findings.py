@@ -37,6 +37,9 @@ def test_within_two_se_is_inconclusive_and_a_drop_contradicts():
 def test_no_change_and_bad_direction():
     st = paired_stats([1, 0, 1, 0], [1, 0, 1, 0])
     assert "left greedy accuracy" in findings.comparison_sentence("a", "b", st, 0.5, 0.5)
+    # the treatment's name opens the sentence, so it starts with a capital; the rest is kept
+    assert findings.comparison_sentence("a list of 16 samples", "iterative DPO", st, 0.5,
+                                        0.5).startswith("A list of 16 samples left")
     assert findings.claim_verdict(st) == "inconclusive"
     assert "No problem changed" in findings.verdict_sentence(st, "x helps")
     with pytest.raises(ValueError, match="paper_direction"):

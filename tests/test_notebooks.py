@@ -94,6 +94,30 @@ def test_schedule_starts_a_notebook_only_after_its_dependencies():
     assert schedule(nums, {"04"}, {"05"}, secs) == "01"  # 01 -> 02 (1100) > 07 (1000)
 
 
+def test_parallel_children_are_marked_and_run_one_notebook_each(tmp_path, monkeypatch):
+    """Each ``--jobs`` child runs one ``--only NN`` and carries the child mark (so only the
+    parent prints that the whole run is done)."""
+    from larpo_lite import notebooks
+
+    started: list[tuple[list[str], dict]] = []
+
+    class Done:
+        returncode = 0
+
+        def __init__(self, cmd, env):
+            started.append((cmd, env))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(notebooks.subprocess, "Popen", Done)
+    monkeypatch.setattr(notebooks.time, "sleep", lambda s: None)
+    nbs = notebook_paths(["01", "02"])
+    notebooks._run_parallel("smoke", nbs, tmp_path, 2, False)
+    assert sorted(cmd[cmd.index("--only") + 1] for cmd, _ in started) == ["01", "02"]
+    assert all(env[notebooks.CHILD_ENV] == "1" for _, env in started)
+
+
 @pytest.mark.slow
 def test_two_notebooks_side_by_side(tmp_path):
     outs = run_notebooks("smoke", only=["01", "02"], out_dir=tmp_path, jobs=2)
