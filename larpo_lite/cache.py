@@ -2,7 +2,12 @@
 the same (untrained) policy on the same problems.
 
 Keyed by model name, dtype, backend, batch size, problems, k, temperature, top-p,
-max_new_tokens and seed: everything that changes the samples. Files are JSON lines
+max_new_tokens and seed (everything that changes the samples), and by what decides their
+``correct`` flags: the problems' gold answers, the verifier's version
+(``tasks.answers.VERIFIER_VERSION``) and the answer-format instruction. An entry written under
+another gold, verifier or instruction has another key, so it is sampled and checked again;
+even a matching entry's stored flags are not trusted: :func:`load_candidates` checks the
+texts again with the current verifier. Files are JSON lines
 (one row per problem) under ``runs/cache/candidates/`` that ``datasets`` can load with
 ``load_dataset("json", data_files=...)``. Only cache a policy whose weights are fully
 named by ``model_name`` (the initial policy), never a policy in training. A cache file that
@@ -26,7 +31,9 @@ from .evaluate import CandidateSet, prompts_for, sample_candidates
 from .jsonl import CorruptFileError, read_jsonl
 from .paths import repo_root
 from .sampling import Generation, Sampler
-from .tasks import Problem
+from .tasks import Problem, is_correct
+from .tasks import answers as _answers
+from .tasks import prompts as _prompts
 
 
 def cache_root() -> Path:
@@ -40,13 +47,17 @@ def candidates_key(sampler: Sampler, problems: Sequence[Problem], k: int, temper
                    max_new_tokens: int, top_p: float, seed: int,
                    prompts: Sequence[str] = ()) -> str:
     """A stable hash of everything that determines the samples (the prompt strings too: a
-    changed instruction or chat template must not reuse old samples)."""
+    changed instruction or chat template must not reuse old samples) and their ``correct``
+    flags: the gold answers, the verifier's version and the instruction."""
     model = getattr(sampler, "model", None)
     dtype = str(next(model.parameters()).dtype) if model is not None else ""
     blob = json.dumps({
         "model": sampler.model_name, "dtype": dtype, "backend": sampler.backend,
         "batch_size": getattr(sampler, "batch_size", None),
         "problems": [[p.id, p.question] for p in problems], "k": k,
+        # what decides the correct flags: a changed gold, verifier or instruction is another entry
+        "answers": hashlib.sha256("\0".join(p.answer for p in problems).encode()).hexdigest(),
+        "verifier": _answers.VERIFIER_VERSION, "instruction": _prompts.INSTRUCTION,
         "temperature": float(temperature), "top_p": float(top_p),
         "max_new_tokens": max_new_tokens, "seed": seed,
         "prompts": hashlib.sha256("\0".join(prompts).encode()).hexdigest() if prompts else None,
@@ -61,6 +72,16 @@ def save_candidates(cands: CandidateSet, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        _write_rows(cands, tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no part-written temp behind
+        raise
+    return path
+
+
+def _write_rows(cands: CandidateSet, tmp: Path) -> None:
     with open(tmp, "w") as f:
         for p, g, c in zip(cands.problems, cands.generations, cands.correct, strict=True):
             f.write(json.dumps({
@@ -68,9 +89,8 @@ def save_candidates(cands: CandidateSet, path: str | Path) -> Path:
                 "texts": g.texts, "num_tokens": g.num_tokens, "finished": g.finished,
                 "correct": [bool(x) for x in c], "temperature": g.temperature, "top_p": g.top_p,
                 "model_name": g.model_name, "backend": g.backend, "seed": g.seed,
+                "verifier_version": _answers.VERIFIER_VERSION,
             }) + "\n")
-    tmp.replace(path)
-    return path
 
 
 _FIELDS = ("id", "prompt", "texts", "num_tokens", "finished", "correct", "temperature", "top_p",
@@ -78,7 +98,10 @@ _FIELDS = ("id", "prompt", "texts", "num_tokens", "finished", "correct", "temper
 
 
 def load_candidates(path: str | Path, problems: Sequence[Problem]) -> CandidateSet:
-    """Read a file written by ``save_candidates`` (problems must match, in order).
+    """Read a file written by ``save_candidates`` (problems must match, in order). The
+    ``correct`` flags ``[P, k]`` are those of the current verifier against ``problems``' gold
+    answers, checked again from the texts (the stored flags are not trusted: cheap next to
+    sampling, and right after a gold or verifier change or a hand edit).
 
     Raises:
         CorruptFileError: a damaged line (named), or rows that are not ``problems``."""
@@ -91,7 +114,8 @@ def load_candidates(path: str | Path, problems: Sequence[Problem]) -> CandidateS
                        finished=r["finished"], temperature=r["temperature"], top_p=r["top_p"],
                        model_name=r["model_name"], backend=r["backend"], seed=r["seed"],
                        meta={"cached": True}) for r in rows]
-    correct = np.array([r["correct"] for r in rows], dtype=bool)
+    correct = np.array([[is_correct(t, p.answer) for t in r["texts"]]
+                        for r, p in zip(rows, problems, strict=True)], dtype=bool)
     return CandidateSet(list(problems), gens, correct)
 
 

@@ -56,3 +56,92 @@ def test_a_corrupt_cache_entry_is_moved_aside_and_sampled_again(tiny, tmp_path, 
     assert [g.texts for g in b.generations] == [g.texts for g in a.generations]
     assert path.read_bytes() == good  # ... and cached again
     assert path.with_name(path.name + ".corrupt").read_bytes() == damaged  # kept for a look
+
+
+def _counting(monkeypatch):
+    """Count the calls that sample (cache misses), still sampling."""
+    calls = []
+    sample = cache.sample_candidates
+    monkeypatch.setattr(cache, "sample_candidates", lambda *a, **k: calls.append(1) or sample(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("change", ["gold", "verifier_version", "instruction"])
+def test_a_changed_gold_verifier_or_instruction_is_sampled_and_checked_again(
+        tiny, tmp_path, monkeypatch, change):
+    import dataclasses
+
+    from larpo_lite.tasks import answers, prompts
+
+    model, tok = tiny
+    sampler = HFSampler(model, tok, batch_size=8)
+    probs = load_split("validation", 3)
+    kw = dict(k=2, temperature=1.0, max_new_tokens=5, seed=1, root=tmp_path)
+    cache.cached_candidates(sampler, probs, tok, **kw)
+    calls = _counting(monkeypatch)
+    cache.cached_candidates(sampler, probs, tok, **kw)
+    assert calls == []  # the same everything: read back
+    if change == "gold":  # 13 -> 14
+        probs = [dataclasses.replace(probs[0], answer=str(int(probs[0].answer) + 1)), *probs[1:]]
+    elif change == "verifier_version":
+        monkeypatch.setattr(answers, "VERIFIER_VERSION", answers.VERIFIER_VERSION + 1)
+    else:
+        monkeypatch.setattr(prompts, "INSTRUCTION", "Give the final answer after '####'.")
+    cache.cached_candidates(sampler, probs, tok, **kw)
+    assert calls == [1]  # another entry: sampled (and checked) again, not trusted
+    assert len(list(tmp_path.glob("*.jsonl"))) == 2
+
+
+def test_the_key_covers_gold_verifier_and_instruction_beside_the_prompts(tiny, monkeypatch):
+    import dataclasses
+
+    from larpo_lite.tasks import answers, prompts
+
+    model, tok = tiny
+    sampler = HFSampler(model, tok, batch_size=8)
+    probs = load_split("validation", 3)
+    base = cache.candidates_key(sampler, probs, 2, 1.0, 5, 1.0, 1, ["p1"])
+    regold = [dataclasses.replace(probs[0], answer="-1"), *probs[1:]]
+    assert base != cache.candidates_key(sampler, regold, 2, 1.0, 5, 1.0, 1, ["p1"])
+    monkeypatch.setattr(answers, "VERIFIER_VERSION", answers.VERIFIER_VERSION + 1)
+    bumped = cache.candidates_key(sampler, probs, 2, 1.0, 5, 1.0, 1, ["p1"])
+    assert bumped != base
+    monkeypatch.setattr(prompts, "INSTRUCTION", "Another instruction.")
+    assert cache.candidates_key(sampler, probs, 2, 1.0, 5, 1.0, 1, ["p1"]) not in (base, bumped)
+
+
+def test_loaded_flags_are_checked_again_not_read_from_the_file(tmp_path):
+    """A flipped ``correct`` flag in a cache file, or a gold that changed (13 -> 14) under the
+    same file, gives the flags of the current verifier and gold."""
+    import dataclasses
+    import json
+
+    from larpo_lite.evaluate import CandidateSet
+    from larpo_lite.sampling import Generation
+
+    (p,) = load_split("validation", 1)
+    p = dataclasses.replace(p, answer="13")
+    texts = ["So 6 + 7 = 13.\n#### 13", "#### 12"]
+    gen = Generation(prompt="q", texts=texts, num_tokens=[5, 2], finished=[True, True],
+                     temperature=1.0, top_p=1.0, model_name="m", backend="hf", seed=0)
+    path = cache.save_candidates(CandidateSet([p], [gen], np.array([[True, False]])),
+                                 tmp_path / "c.jsonl")
+    row = json.loads(path.read_text())
+    row["correct"] = [False, True]  # a hand edit (or a file from another verifier)
+    path.write_text(json.dumps(row) + "\n")
+    assert cache.load_candidates(path, [p]).correct.tolist() == [[True, False]]
+    regold = dataclasses.replace(p, answer="12")
+    assert cache.load_candidates(path, [regold]).correct.tolist() == [[False, True]]
+
+
+def test_a_failed_save_leaves_no_temp_file_and_no_entry(tmp_path):
+    from larpo_lite.evaluate import CandidateSet
+    from larpo_lite.sampling import Generation
+
+    probs = load_split("validation", 2)
+    gens = [Generation(prompt="q", texts=[t], num_tokens=[1], finished=[True], temperature=1.0,
+                       top_p=1.0, model_name="m", backend="hf", seed=0)
+            for t in ("#### 1", object())]  # the second row cannot be written (part way)
+    with pytest.raises(TypeError):
+        cache.save_candidates(CandidateSet(probs, gens, np.zeros((2, 1), bool)), tmp_path / "c.jsonl")
+    assert list(tmp_path.iterdir()) == []

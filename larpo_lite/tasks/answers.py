@@ -19,6 +19,12 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+# The verifier's version: bump it whenever what extract_answer reads or what is_correct accepts
+# changes (a new number form, another answer marker, a fix). Cached candidates record their
+# correctness under this version (larpo_lite.cache keys on it), so a bump makes every cache
+# entry written before it be sampled and checked again rather than trusted.
+VERIFIER_VERSION = 1
+
 # A number: optional minus sign, digits with optional thousands commas, optional decimals (or
 # decimals alone: ".5"), optional exponent ("1e3"). A minus sign counts only when it does not
 # follow a word or a bracket ("5-3" is 5 and 3); a leading dot only when it does not follow a
