@@ -63,7 +63,7 @@ import numpy as np
 
 from . import reports
 from .config import load_preset_values
-from .loop import LoopConfig, per_problem, run_locked
+from .loop import LoopConfig, finished_rows, per_problem, run_locked
 from .metrics import paired_stats
 
 CHOSEN = "chosen"
@@ -122,6 +122,10 @@ def load_study(path: str | Path) -> dict[str, Any]:
     if not path.is_file() or path.suffix not in (".yaml", ".yml"):
         raise ValueError(f"{path}: no such study file (a .yaml file)")
     raw = load_preset_values(str(path))  # YAML as the presets read it: 1e-4 is a float
+    if isinstance(raw, dict):
+        raw.pop("preset", None)  # the preset reader names every file it reads
+    if isinstance(raw, dict) and is_staged(raw):
+        return load_staged(raw, str(path))
     if not isinstance(raw, dict) or set(raw) - {"n_val", "base", "settings"}:
         raise ValueError(f"{path}: expected the keys n_val, base and settings")
     settings = raw.get("settings") or []
@@ -273,6 +277,22 @@ def run(params: Any, lrs: list[float] | None = None, betas: list[float] | None =
             raise ValueError(f"n_val must be >= 2 (a paired standard error), got {n_val}")
         spec["n_val"] = n_val
     params = dataclasses.replace(params, n_val=spec["n_val"] or params.n_val)
+    if spec.get("staged"):
+        report = params.out_dir("reports") / "tuning_validation.json"
+
+        def write(result: dict[str, Any]) -> Path:
+            # rows another process of the study wrote meanwhile are kept (same config hash)
+            rows = {r["config_hash"]: r for r in result["rows"]}
+            for h, r in prior_rows(report).items():
+                rows.setdefault(h, r)
+            result = {**result, "rows": list(rows.values())}
+            p = dataclasses.replace(params, n_val=result["n_val"])
+            return reports.write_metrics("tuning_validation", result, p, report.parent)
+
+        out = tune_staged(params, spec, runs_dir=runs_dir, prior=prior_rows(report),
+                          on_progress=write, reload_prior=lambda: prior_rows(report))
+        out["path"] = str(write(out))
+        return out
     out = tune(params, spec, runs_dir=runs_dir)
     params = dataclasses.replace(params, n_val=out["n_val"])
     path = reports.write_metrics("tuning_validation", out, params, params.out_dir("reports"))
@@ -312,3 +332,408 @@ def apply_choice(cfg: LoopConfig, chosen: dict[str, dict[str, Any]]) -> LoopConf
     if not c:
         return cfg
     return dataclasses.replace(cfg, lr=float(c["lr"]), beta=float(c.get("beta", cfg.beta)))
+
+
+# --------------------------------------------------------------------------- staged studies
+# A staged study chooses in the order the loop issue asks for: the round size first
+# (prompts per round and epochs, at one objective and lr), then each objective's step size at
+# that round size on a grid that is extended where the choice sits at an edge, then graded vs
+# binary lists at each listed objective's choice. Every setting runs ``base.iterations`` rounds
+# from the initial policy and is scored on its LAST round (a step size that helps in round 1
+# can over-optimize in round 2); round 1's change is kept beside it (``diff_round1``).
+#
+#     n_val: 200
+#     base: {iterations: 2, k: 8, temperatures: [0.7], beta: 0.1, eval_samples: 0}
+#     round_size: {objective: pairwise, lr: 2.0e-4,
+#                  options: [{prompts_per_iter: 64, epochs: 3}, {prompts_per_iter: 32, epochs: 3}]}
+#     grids:
+#       pairwise: [1.0e-4, 2.0e-4, 4.0e-4]
+#       pairwise_after_sft: {objective: pairwise, start: sft, lrs: [5.0e-5, 1.0e-4, 2.0e-4]}
+#     extend: {factor: 2.0, max: 2}
+#     graded_vs_binary: {objectives: [contrastive, lambdarank, listmle], reranker: graded_verifier}
+#
+# Several processes may run the same staged study at once (``larpo-lite tune ... --jobs 2``
+# starts them): each takes the next setting whose folder nobody holds, so the work splits
+# without a plan; a setting that needs an earlier choice waits until that choice is final.
+
+STAGED_KEYS = ("n_val", "base", "round_size", "grids", "extend", "graded_vs_binary")
+_POLL_SECONDS = 20.0
+
+
+def is_staged(raw: dict[str, Any]) -> bool:
+    """Whether a study file's mapping is a staged study (it has ``grids``)."""
+    return "grids" in raw
+
+
+def load_staged(raw: dict[str, Any], path: str) -> dict[str, Any]:
+    """A staged study's mapping, checked (every value against :class:`LoopConfig`'s fields)."""
+    unknown = set(raw) - set(STAGED_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; valid: {', '.join(STAGED_KEYS)}")
+    base = _overrides(raw.get("base") or {}, f"{path}: base")
+    rs = raw.get("round_size")
+    round_size = None
+    if rs is not None:
+        if not isinstance(rs, dict) or not isinstance(rs.get("options"), list) or not rs["options"]:
+            raise ValueError(f"{path}: round_size needs options: a non-empty list of "
+                             "{prompts_per_iter, epochs} mappings")
+        options = [_overrides(o, f"{path}: round_size.options[{i}]") for i, o in enumerate(rs["options"])]
+        for i, o in enumerate(options):
+            if set(o) - {"prompts_per_iter", "epochs"} or not o:
+                raise ValueError(f"{path}: round_size.options[{i}]: only prompts_per_iter and epochs")
+        fixed = _overrides({k: v for k, v in rs.items() if k != "options"}, f"{path}: round_size")
+        round_size = {"fixed": fixed, "options": options}
+    grids_raw = raw.get("grids")
+    if not isinstance(grids_raw, dict) or not grids_raw:
+        raise ValueError(f"{path}: grids must map a name to a list of lrs or to "
+                         "{objective: ..., lrs: [...], <other settings>}")
+    grids = {}
+    for name, g in grids_raw.items():
+        where = f"{path}: grids.{name}"
+        g = {"lrs": g} if isinstance(g, list) else g
+        if not isinstance(g, dict) or not isinstance(g.get("lrs"), list) or not g["lrs"]:
+            raise ValueError(f"{where}: needs a non-empty list of lrs")
+        lrs = sorted({_coerce("lr", v, where) for v in g["lrs"]})
+        if any(not np.isfinite(v) or v <= 0 for v in lrs):
+            raise ValueError(f"{where}: lrs must be finite and > 0, got {lrs}")
+        over = _overrides({k: v for k, v in g.items() if k != "lrs"}, where)
+        over.setdefault("objective", name)
+        _coerce("objective", over["objective"], where)
+        grids[str(name)] = {"lrs": lrs, "overrides": over}
+    ext = raw.get("extend") or {}
+    factor, most = float(ext.get("factor", 2.0)), ext.get("max", 2)
+    if not np.isfinite(factor) or factor <= 1 or not isinstance(most, int) or most < 0:
+        raise ValueError(f"{path}: extend needs factor > 1 and an integer max >= 0")
+    gvb = raw.get("graded_vs_binary")
+    if gvb is not None:
+        if not isinstance(gvb, dict) or not set(gvb.get("objectives") or []) <= set(grids):
+            raise ValueError(f"{path}: graded_vs_binary.objectives must name grids")
+        gvb = {"objectives": list(gvb["objectives"]),
+               "reranker": _coerce("reranker", gvb.get("reranker", "graded_verifier"), path)}
+    n_val = raw.get("n_val")
+    if n_val is not None and (not isinstance(n_val, int) or n_val < 2):
+        raise ValueError(f"{path}: n_val must be an integer >= 2, got {n_val!r}")
+    return {"staged": True, "n_val": n_val, "base": base, "round_size": round_size,
+            "grids": grids, "extend": {"factor": factor, "max": most},
+            "graded_vs_binary": gvb, "path": path}
+
+
+def _lr_name(lr: float) -> str:
+    return f"{lr:.3g}"
+
+
+def _setting_row(cfg: LoopConfig, results: list[dict[str, Any]], name: str, phase: str,
+                 grid: str | None, folder: Path) -> dict[str, Any]:
+    """One finished setting's row: its settings, the paired change of its last round (and of
+    round 1) against the initial policy on validation, its cost and per-problem scores."""
+    init, last = results[0], results[-1]
+    row = {"name": name, "phase": phase, "grid": grid, "objective": cfg.objective,
+           "lr": cfg.lr, "beta": cfg.beta, "start": getattr(cfg, "start", "initial") or "initial",
+           "reranker": cfg.reranker, "prompts_per_iter": cfg.prompts_per_iter,
+           "epochs": cfg.epochs, "iterations": cfg.iterations, "k": cfg.k, "seed": cfg.seed,
+           "val_greedy_init": init["val_greedy"], "val_greedy": last["val_greedy"],
+           "val_greedy_per_round": [r["val_greedy"] for r in results],
+           **compare(init, last),
+           "seconds": round(sum(r["seconds"] for r in results[1:]), 1),
+           "train_seconds": round(sum(r.get("train_seconds", 0.0) for r in results[1:]), 1),
+           "cost": list(_cost(cfg)), "val_tokens_init": init["val_tokens"],
+           "val_tokens": last["val_tokens"],
+           **{k: last[k] for k in _FROM_ROUND if k in last},
+           "run": str(folder), "config": cfg.to_dict(), "config_hash": _config_hash(cfg)}
+    if len(results) > 2:
+        first = compare(init, results[1])
+        row.update({"diff_round1": first["diff"], "se_round1": first["se"]})
+        drop = compare(results[1], last)  # the last round against round 1
+        row.update({"diff_last_vs_round1": drop["diff"], "se_last_vs_round1": drop["se"],
+                    "over_optimized": drop["verdict"] == "worse"})
+    for key in ("val_correct", "val_rewards"):
+        if key in last:
+            row[key + "_init"], row[key] = init[key], last[key]
+            if len(results) > 2:
+                row[key + "_round1"] = results[1].get(key)
+    return row
+
+
+def _scores(row: dict[str, Any], which: str = "") -> np.ndarray:
+    key = "val_rewards" if "val_rewards" in row else "val_correct"
+    return per_problem({"val_" + key[4:]: row[key + which]}, "val")
+
+
+class _Staged:
+    """The state of a staged study: which settings exist now (they depend on finished
+    choices), which have rows, and the choices."""
+
+    def __init__(self, spec: dict[str, Any], base: LoopConfig, runs: Path,
+                 prior: dict[str, dict[str, Any]]) -> None:
+        self.spec, self.base, self.runs, self.prior = spec, base, runs, prior
+        self.rows: dict[str, dict[str, Any]] = {}  # config hash -> row
+
+    # the settings, in order, as far as the finished rows decide them
+    def settings(self) -> tuple[list[tuple[str, str, str | None, LoopConfig]], bool]:
+        """``[(name, phase, grid, cfg)]`` known so far, and whether the list is final."""
+        out: list[tuple[str, str, str | None, LoopConfig]] = []
+        base = self.base
+        rs = self.spec["round_size"]
+        if rs is not None:
+            for o in rs["options"]:
+                cfg = dataclasses.replace(base, **rs["fixed"], **o)
+                out.append((f"round size: {_name(o)}", "round_size", None, cfg))
+            picked = self._choose_among([c for *_, c in out])
+            if picked is None:
+                return out, False
+            base = dataclasses.replace(base, prompts_per_iter=picked.prompts_per_iter,
+                                       epochs=picked.epochs)
+        final = True
+        chosen: dict[str, LoopConfig] = {}
+        for gname, g in self.spec["grids"].items():
+            lrs = self.grid_lrs(gname, base)
+            cfgs = [dataclasses.replace(base, **g["overrides"], lr=lr) for lr in lrs]
+            out += [(f"{gname}: lr={_lr_name(c.lr)}", "lr", gname, c) for c in cfgs]
+            best = self._choose_among(cfgs)  # every row in: no extension pending (grid_lrs)
+            if best is None:
+                final = False
+            else:
+                chosen[gname] = best
+        gvb = self.spec["graded_vs_binary"]
+        if gvb:
+            for gname in gvb["objectives"]:
+                if gname not in chosen:
+                    final = False
+                    continue
+                cfg = dataclasses.replace(chosen[gname], reranker=gvb["reranker"], iterations=1)
+                out.append((f"{gname}: {gvb['reranker']}, one round", "graded_vs_binary", gname, cfg))
+        return out, final
+
+    def _row(self, cfg: LoopConfig) -> dict[str, Any] | None:
+        return self.rows.get(_config_hash(cfg))
+
+    def _choose_among(self, cfgs: list[LoopConfig]) -> LoopConfig | None:
+        rows = [self._row(c) for c in cfgs]
+        if any(r is None for r in rows):
+            return None
+        best = choose(rows)  # type: ignore[arg-type]
+        return cfgs[rows.index(best)]
+
+    def grid_lrs(self, gname: str, base: LoopConfig) -> list[float]:
+        """The grid's lrs so far: the study's, plus one extension at a time beyond an edge
+        where the choice sits (see :meth:`edge_state`); the last one may still lack its row."""
+        lrs = list(self.spec["grids"][gname]["lrs"])
+        while True:
+            state = self.edge_state(gname, base, lrs)
+            if state["next_lr"] is None:
+                return lrs
+            lrs = sorted(lrs + [state["next_lr"]])
+
+    def edge_state(self, gname: str, base: LoopConfig, lrs: list[float]) -> dict[str, Any]:
+        """Whether the grid ``lrs`` brackets its choice: ``next_lr`` (the extension to run, or
+        None), ``edge_reason`` (why an edge choice stays), ``extensions``."""
+        g = self.spec["grids"][gname]
+        study_lrs = g["lrs"]
+        cfgs = {lr: dataclasses.replace(base, **g["overrides"], lr=lr) for lr in lrs}
+        rows = {lr: self._row(c) for lr, c in cfgs.items()}
+        out: dict[str, Any] = {"next_lr": None, "edge_reason": None,
+                               "extensions": [lr for lr in lrs if lr not in study_lrs]}
+        if any(r is None for r in rows.values()):
+            return out
+        best_lr = choose(list(rows.values()))["lr"]  # type: ignore[arg-type]
+        top = best_lr == max(lrs) and len(lrs) > 1
+        low = best_lr == min(lrs) and len(lrs) > 1
+        if not (top or low):
+            return out
+        factor, most = self.spec["extend"]["factor"], self.spec["extend"]["max"]
+        where = "top" if top else "bottom"
+        beyond = (lambda lr: lr > max(study_lrs)) if top else (lambda lr: lr < min(study_lrs))
+        ladder = sorted(lrs) if top else sorted(lrs, reverse=True)  # towards the edge
+        side = [lr for lr in ladder if beyond(lr)]
+        # extensions that gained no more than 1 paired SE over the lr before them
+        no_gain = []
+        for lr in side:
+            prev = ladder[ladder.index(lr) - 1]
+            stats = paired_stats(_scores(rows[prev]), _scores(rows[lr]))  # type: ignore[arg-type]
+            if stats.diff <= stats.se:
+                no_gain.append(lr)
+        cap = 2 * max(most, 1)  # extensions that keep gaining stop here all the same
+        if len(no_gain) >= most or len(side) >= cap:
+            tried = ", ".join(_lr_name(x) for x in side) or "none"
+            out["edge_reason"] = (
+                f"the choice (lr {_lr_name(best_lr)}) sits at the {where} edge of the grid; "
+                f"extensions tried beyond the study's grid: {tried}; "
+                + (f"{len(no_gain)} of them gained no more than 1 paired SE over the lr before "
+                   f"them (the rule stops after {most})" if len(side) < cap else
+                   f"the cap of {cap} extensions was reached"))
+            return out
+        out["next_lr"] = best_lr * factor if top else best_lr / factor
+        return out
+
+    def chosen(self) -> dict[str, Any]:
+        """The choices so far: ``round_size`` and one entry per grid whose rows are in."""
+        out: dict[str, Any] = {}
+        base = self.base
+        rs = self.spec["round_size"]
+        if rs is not None:
+            cfgs = [dataclasses.replace(base, **rs["fixed"], **o) for o in rs["options"]]
+            picked = self._choose_among(cfgs)
+            if picked is None:
+                return out
+            row = self._row(picked)
+            out["round_size"] = {"prompts_per_iter": picked.prompts_per_iter,
+                                 "epochs": picked.epochs, "name": row["name"],  # type: ignore[index]
+                                 **{k: row[k] for k in ("diff", "se", "mde", "verdict")}}  # type: ignore[index]
+            base = dataclasses.replace(base, prompts_per_iter=picked.prompts_per_iter,
+                                       epochs=picked.epochs)
+        for gname, g in self.spec["grids"].items():
+            lrs = self.grid_lrs(gname, base)
+            cfgs = [dataclasses.replace(base, **g["overrides"], lr=lr) for lr in lrs]
+            best = self._choose_among(cfgs)
+            if best is None:
+                continue
+            row = self._row(best)
+            assert row is not None
+            state = self.edge_state(gname, base, lrs)
+            entry = {"name": row["name"], "objective": best.objective, "lr": best.lr,
+                     "beta": best.beta, "start": row["start"],
+                     "prompts_per_iter": best.prompts_per_iter, "epochs": best.epochs,
+                     "iterations": best.iterations, "grid": lrs,
+                     "extensions": state["extensions"],
+                     "final": state["next_lr"] is None,
+                     **{k: row[k] for k in ("diff", "se", "mde", "verdict")},
+                     "moved_validation": row["verdict"] == "better"}
+            for k in ("diff_round1", "se_round1", "over_optimized"):
+                if k in row:
+                    entry[k] = row[k]
+            if state["edge_reason"]:
+                entry["edge_reason"] = state["edge_reason"]
+            out[gname] = entry
+        return out
+
+    def graded_vs_binary(self) -> dict[str, Any]:
+        """Per objective: the graded reranker's one round against the same objective's binary
+        round 1 at the same lr (both from the initial policy, seed 0), paired on validation."""
+        out: dict[str, Any] = {}
+        gvb = self.spec["graded_vs_binary"]
+        if not gvb:
+            return out
+        chosen = self.chosen()
+        for gname in gvb["objectives"]:
+            c = chosen.get(gname)
+            graded = next((r for r in self.rows.values() if r["phase"] == "graded_vs_binary"
+                           and r["grid"] == gname and c and r["lr"] == c["lr"]), None)
+            binary = next((r for r in self.rows.values() if r["phase"] != "graded_vs_binary"
+                           and r["name"] == (c or {}).get("name")), None)
+            if graded is None or binary is None or "val_correct_round1" not in binary:
+                continue
+            stats = paired_stats(_scores(binary, "_round1"), _scores(graded))
+            out[gname] = {"objective": graded["objective"], "lr": graded["lr"],
+                          "reranker": graded["reranker"], "binary_val_greedy_round1":
+                          float(_scores(binary, "_round1").mean()),
+                          "graded_val_greedy": graded["val_greedy"],
+                          "graded_lists": graded.get("lists"), "binary_lists": binary.get("lists"),
+                          "a": "graded", "b": "binary", "diff": stats.diff, "se": stats.se,
+                          "mde": stats.mde, "n": stats.n, "gained": stats.gained,
+                          "lost": stats.lost, "verdict": stats.verdict, "seeds": 1}
+        return out
+
+
+def _free(folder: Path) -> bool:
+    """Whether no other process holds the run folder's lock right now."""
+    import fcntl
+
+    lock_path = folder.with_name(folder.name + ".lock")
+    if not lock_path.exists():
+        return True
+    with open(lock_path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return True
+
+
+def prior_rows(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Rows of an earlier report of a staged study (``tuning_validation.json``), by config
+    hash: a setting finished in an earlier session (whose run folder is gone) is read back
+    from the committed report instead of run again."""
+    if path is None or not Path(path).is_file():
+        return {}
+    record = json.loads(Path(path).read_text())
+    rows = record.get("metrics", {}).get("rows", [])
+    return {r["config_hash"]: r for r in rows
+            if "config_hash" in r and "config" in r
+            and _config_hash_of(r["config"]) == r["config_hash"]}
+
+
+def _config_hash_of(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def tune_staged(params: Any, spec: dict[str, Any], runs_dir: str | Path | None = None,
+                prior: dict[str, dict[str, Any]] | None = None,
+                on_progress: Any = None, poll: float = _POLL_SECONDS,
+                reload_prior: Any = None) -> dict[str, Any]:
+    """Run a staged study (:func:`load_study` of a file with ``grids``): see the section's
+    comment. ``prior``: rows of an earlier report (:func:`prior_rows`) taken instead of
+    running those settings again. ``on_progress(result)`` is called with the partial result
+    after every setting this process finishes or reads back; ``reload_prior()``, if given,
+    refreshes ``prior`` before each pass (rows another process of the study reported)."""
+    from .paths import repo_root
+
+    n_val = spec["n_val"] or params.n_val
+    runs = Path(runs_dir) if runs_dir else repo_root() / "runs" / params.preset / "tune"
+    base = LoopConfig.from_params(params, alignment=True, **spec["base"])
+    base = dataclasses.replace(base, eval_split="validation", n_val=n_val)
+    state = _Staged(spec, base, runs, prior or {})
+    init_scores: np.ndarray | None = None
+    while True:
+        if reload_prior is not None:
+            state.prior = {**state.prior, **reload_prior()}
+        settings, final = state.settings()
+        todo = [(n, p, g, c) for n, p, g, c in settings if _config_hash(c) not in state.rows]
+        progressed = False
+        for name, phase, grid, cfg in todo:
+            cfg.validate()
+            h = _config_hash(cfg)
+            folder = runs / f"{cfg.objective}-{h}"
+            results = finished_rows(cfg, folder)
+            if results is None and h in state.prior:
+                row = dict(state.prior[h], name=name, phase=phase, grid=grid, read_back=True)
+            else:
+                if results is None:
+                    if not _free(folder):
+                        continue  # another process of the study runs it
+                    results = run_locked(cfg, folder, resume=True)
+                row = _setting_row(cfg, results, name, phase, grid, folder)
+            scores = _scores(row, "_init")
+            if init_scores is None:
+                init_scores = scores
+            elif not np.allclose(init_scores, scores, atol=1e-6):
+                raise ValueError(f"{folder}: its initial policy scored differently from the "
+                                 "other settings' on the same validation problems; delete the "
+                                 "tune runs and start again")
+            state.rows[h] = row
+            progressed = True
+            print({k: row[k] for k in ("name", "val_greedy_init", "val_greedy", "diff", "se",
+                                       "seconds")}, flush=True)
+            if on_progress is not None:
+                on_progress(_staged_result(state, spec, base, complete=False))
+            break  # the settings list may have grown: recompute it
+        if not progressed:
+            if final and not todo:
+                break
+            time.sleep(poll)  # the rest is held by other processes, or waits on their choices
+    return _staged_result(state, spec, base, complete=True)
+
+
+def _staged_result(state: _Staged, spec: dict[str, Any], base: LoopConfig,
+                   complete: bool) -> dict[str, Any]:
+    settings, final = state.settings()
+    order = {_config_hash(c): i for i, (*_, c) in enumerate(settings)}
+    rows = sorted(state.rows.values(), key=lambda r: order.get(r["config_hash"], len(order)))
+    pending = [n for n, _, _, c in settings if _config_hash(c) not in state.rows]
+    first = rows[0] if rows else None
+    return {"split": "validation", "task": base.task, "staged": True,
+            "n_val": len(_scores(first, "_init")) if first else base.n_val,
+            "study": spec.get("path"), "base": spec["base"],
+            "complete": complete and final and not pending, "pending": pending,
+            "val_greedy_init": first["val_greedy_init"] if first else None,
+            "rows": rows, "chosen": state.chosen(), "graded_vs_binary": state.graded_vs_binary()}

@@ -166,3 +166,148 @@ def test_the_shipped_study_loads_and_names_valid_settings():
 def test_the_command_refuses_a_study_and_a_grid_together(capsys):
     assert cli.main(["tune", "--preset", "smoke", "--study", "x.yaml", "--lrs", "1e-3"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- staged studies
+from larpo_lite import tune as tune_mod  # noqa: E402
+from larpo_lite.loop import LoopConfig  # noqa: E402
+
+_STAGED = {"n_val": 40, "base": {"iterations": 2, "k": 4},
+           "round_size": {"objective": "pairwise", "lr": 2e-4,
+                          "options": [{"prompts_per_iter": 8, "epochs": 1},
+                                      {"prompts_per_iter": 16, "epochs": 1}]},
+           "grids": {"pairwise": [1e-4, 2e-4, 4e-4]},
+           "extend": {"factor": 2.0, "max": 2}}
+
+
+def _fake_row(cfg, n_right):
+    """A finished setting's row with the first ``n_right`` of 40 validation problems right (or
+    ``n_right`` the per-problem string itself; the initial policy: the first 10)."""
+    init = "1" * 10 + "0" * 30
+    got = n_right if isinstance(n_right, str) else "1" * n_right + "0" * (40 - n_right)
+    stats = paired_stats(np.array(list(init), float), np.array(list(got), float))
+    return {"name": f"lr={cfg.lr} M={cfg.prompts_per_iter}", "phase": "", "grid": None,
+            "objective": cfg.objective, "lr": cfg.lr, "beta": cfg.beta, "start": "initial",
+            "cost": list(tune_mod._cost(cfg)), "val_correct_init": init, "val_correct": got,
+            "val_correct_round1": got, "diff": stats.diff, "se": stats.se, "mde": stats.mde,
+            "verdict": stats.verdict, "config_hash": tune_mod._config_hash(cfg)}
+
+
+def _state(spec=None):
+    spec = tune_mod.load_staged(spec or _STAGED, "study.yaml")
+    base = LoopConfig(eval_split="validation", n_val=40, iterations=2, k=4)
+    return tune_mod._Staged(spec, base, Path("runs"), {})
+
+
+def _fill(state, right_by_lr):
+    """Give every listed setting a row (``right_by_lr(lr)`` of 40 right); returns the settings
+    and whether the list is final."""
+    for _ in range(10):
+        settings, final = state.settings()
+        missing = [c for *_, c in settings if tune_mod._config_hash(c) not in state.rows]
+        if not missing:
+            return settings, final
+        for c in missing:
+            state.rows[tune_mod._config_hash(c)] = _fake_row(c, right_by_lr(c.lr))
+    raise AssertionError("the settings never settled")
+
+
+def test_a_staged_study_chooses_the_round_size_first_then_each_lr_at_it():
+    state = _state()
+    settings, final = state.settings()
+    assert [s[1] for s in settings] == ["round_size", "round_size"] and not final
+    for c in [s[3] for s in settings]:
+        state.rows[tune_mod._config_hash(c)] = _fake_row(c, 20 if c.prompts_per_iter == 16 else 12)
+    settings, _ = state.settings()
+    grid = [s[3] for s in settings if s[1] == "lr"]
+    assert [c.lr for c in grid] == [1e-4, 2e-4, 4e-4]
+    assert {c.prompts_per_iter for c in grid} == {16}  # the chosen round size
+    assert state.chosen()["round_size"]["prompts_per_iter"] == 16
+
+
+def test_an_interior_choice_needs_no_extension():
+    state = _state(dict(_STAGED, round_size=None))
+    _, final = _fill(state, lambda lr: {1e-4: 12, 2e-4: 20, 4e-4: 14}[lr])
+    c = state.chosen()["pairwise"]
+    assert final and c["lr"] == 2e-4 and c["extensions"] == [] and "edge_reason" not in c
+
+
+def test_an_edge_choice_extends_the_grid_until_two_extensions_gain_nothing():
+    state = _state(dict(_STAGED, round_size=None))
+    # the top edge wins, and each step further gains one problem net (loses one, gains two):
+    # no more than 1 paired SE
+    r20 = "1" * 20 + "0" * 20
+    r21 = "0" + "1" * 21 + "0" * 18
+    r22 = "1" + "0" + "1" * 21 + "0" * 17
+    _, final = _fill(state, lambda lr: {1e-4: 12, 2e-4: 12, 4e-4: r20, 8e-4: r21, 1.6e-3: r22}[lr])
+    c = state.chosen()["pairwise"]
+    assert final and c["extensions"] == [8e-4, 1.6e-3] and c["lr"] == 1.6e-3
+    assert "edge_reason" in c and "top edge" in c["edge_reason"]
+
+
+def test_a_tie_beyond_the_edge_brackets_the_choice():
+    state = _state(dict(_STAGED, round_size=None))
+    _, final = _fill(state, lambda lr: 12 if lr < 4e-4 else 20)
+    c = state.chosen()["pairwise"]  # ties go to the smaller lr: 4e-4, inside [2e-4, 8e-4]
+    assert final and c["lr"] == 4e-4 and c["extensions"] == [8e-4] and "edge_reason" not in c
+
+
+def test_an_extension_that_wins_moves_the_choice_inside_the_grid():
+    state = _state(dict(_STAGED, round_size=None))
+    _, final = _fill(state, lambda lr: {1e-4: 12, 2e-4: 14, 4e-4: 18, 8e-4: 30}.get(lr, 16))
+    c = state.chosen()["pairwise"]
+    assert final and c["lr"] == 8e-4 and c["extensions"] == [8e-4, 1.6e-3]
+    assert "edge_reason" not in c  # 1.6e-3 is worse: 8e-4 is bracketed
+
+
+def test_graded_vs_binary_compares_one_graded_round_with_the_binary_round_one():
+    spec = dict(_STAGED, round_size=None, graded_vs_binary={"objectives": ["pairwise"]})
+    state = _state(spec)
+    _fill(state, lambda lr: {1e-4: 12, 2e-4: 20, 4e-4: 14}.get(lr, 12))
+    settings, final = state.settings()
+    graded = [s for s in settings if s[1] == "graded_vs_binary"]
+    assert len(graded) == 1 and graded[0][3].reranker == "graded_verifier"
+    assert graded[0][3].iterations == 1 and graded[0][3].lr == 2e-4
+    row = _fake_row(graded[0][3], 25)
+    row.update(phase="graded_vs_binary", grid="pairwise", reranker="graded_verifier",
+               val_greedy=25 / 40)
+    state.rows[row["config_hash"]] = row
+    got = state.graded_vs_binary()["pairwise"]
+    assert got["diff"] == pytest.approx((25 - 20) / 40) and got["se"] > 0
+
+
+def test_staged_study_files_are_checked(tmp_path):
+    for text, msg in [("grids: {pairwise: []}\n", "non-empty list of lrs"),
+                      ("grids: {pairwise: [0.0]}\n", "finite and > 0"),
+                      ("grids: {pairwise: [1e-4]}\nextend: {factor: 1.0}\n", "factor > 1"),
+                      ("grids: {pairwise: [1e-4]}\nrounds: 2\n", "unknown keys"),
+                      ("grids: {pairwise: [1e-4]}\ngraded_vs_binary: {objectives: [listmle]}\n",
+                       "must name grids")]:
+        with pytest.raises(ValueError, match=msg):
+            load_study(_study(tmp_path, text))
+
+
+def test_a_staged_study_runs_reads_back_and_takes_rows_from_an_earlier_report(tmp_path, sandbox):
+    study = _study(tmp_path, """
+n_val: 3
+base: {iterations: 2, k: 4, temperatures: [0.7], eval_samples: 0, prompts_per_iter: 4}
+grids:
+  pairwise: [1e-3, 1e-2]
+extend: {max: 0}
+""")
+    params = Params.load("smoke", reports_dir=str(tmp_path / "reports"))
+    out = run(params, study=study, runs_dir=tmp_path / "runs")
+    m = json.loads((tmp_path / "reports" / "tuning_validation.json").read_text())["metrics"]
+    assert m["complete"] and [r["lr"] for r in m["rows"]] == [1e-3, 1e-2]
+    for r in m["rows"]:
+        assert {"objective", "lr", "start", "reranker", "prompts_per_iter"} <= set(r)
+        assert len(r["val_greedy_per_round"]) == 3 and "diff_round1" in r
+    assert out["chosen"]["pairwise"]["lr"] == choose(out["rows"])["lr"]
+    # the run folders are gone (a new session): the committed report's rows are taken
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    sandbox["calls"].clear()
+    again = run(params, study=study, runs_dir=tmp_path / "runs")
+    assert not sandbox["calls"] and all(r.get("read_back") for r in again["rows"])
+    assert [r["val_correct"] for r in again["rows"]] == [r["val_correct"] for r in out["rows"]]
