@@ -648,6 +648,40 @@ def encode(model: Any, texts: Sequence[str], batch_size: int = 64,
     return np.concatenate(parts)
 
 
+def _load_embeddings(path: Path, rows: int) -> np.ndarray | None:
+    """The cached passage embeddings ``[rows, dim]`` in ``path``, or None when there are none,
+    or they cannot be read back whole (then they are encoded again and the file replaced)."""
+    if not path.is_file():
+        return None
+    try:
+        emb = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        import warnings
+
+        warnings.warn(f"unreadable embedding cache {path} ({e}): encoding again", stacklevel=3)
+        return None
+    return emb if emb.ndim == 2 and emb.shape[0] == rows else None
+
+
+def _save_embeddings(path: Path, embeddings: np.ndarray) -> None:
+    """``embeddings`` to ``path`` whole or not at all: written to a temp file of its own beside
+    it, synced, then renamed over it (two processes encoding the same passages each rename a
+    complete file; a full disk leaves the old file, or none, and no temp file)."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, embeddings)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class DenseRetriever:
     """Dense retrieval with all-MiniLM-L6-v2 (a bi-encoder): cosine similarity between the
     query's and each passage's mean-pooled embedding. Loads offline from the local copy.
@@ -682,13 +716,13 @@ class DenseRetriever:
             for t in self.texts:
                 h.update(t.encode() + b"\0")
             cache = Path(cache_dir) / f"minilm-{h.hexdigest()[:16]}.npy"
-        if cache is not None and cache.is_file():
-            self.embeddings = np.load(cache)
+        loaded = _load_embeddings(cache, len(self.texts)) if cache is not None else None
+        if loaded is not None:
+            self.embeddings = loaded
         else:
             self.embeddings = encode(self.model, self.texts, batch_size, desc="encoding passages")
             if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.save(cache, self.embeddings)
+                _save_embeddings(cache, self.embeddings)
         self.encode_s = time.perf_counter() - t0
 
     def scores(self, queries: Sequence[str]) -> np.ndarray:

@@ -281,3 +281,39 @@ def test_dense_retriever_offline_beats_random(corpus: R.Corpus, monkeypatch, tmp
     text = next(p.text for p in passages if p.id == pid)
     direct = float(dense.scores([q.text])[0][[p.id for p in passages].index(pid)])
     assert s.score([q.text], [[text]])[0][0] == pytest.approx(direct, abs=1e-5)
+
+
+def test_dense_embedding_cache_is_written_whole_or_not_at_all(monkeypatch, tmp_path) -> None:
+    """A full disk part way through the ``.npy`` write leaves no cache file and no temp file;
+    the next build encodes again and writes it whole; a cut file is encoded again."""
+    import errno
+
+    import numpy as np
+
+    vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    encoded = []
+    monkeypatch.setattr(R, "load_dense_model", lambda path, device: object())
+    monkeypatch.setattr(R, "encode", lambda model, texts, *a, **k: encoded.append(1) or vectors)
+    passages = [("a", "one"), ("b", "two"), ("c", "three")]
+    save = np.save
+
+    def full_disk(file, arr, *a, **k):
+        target = open(file, "wb") if isinstance(file, str | Path) else file  # noqa: SIM115
+        target.write(b"\x93NUMPY partial")
+        target.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        R.DenseRetriever(passages, model_path="fake-minilm", cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(np, "save", save)
+    R.DenseRetriever(passages, model_path="fake-minilm", cache_dir=tmp_path)
+    (npy,) = tmp_path.iterdir()
+    assert npy.suffix == ".npy" and encoded == [1, 1]
+    again = R.DenseRetriever(passages, model_path="fake-minilm", cache_dir=tmp_path)
+    assert encoded == [1, 1] and (again.embeddings == vectors).all()  # read back
+    npy.write_bytes(npy.read_bytes()[:-5])  # cut
+    with pytest.warns(UserWarning, match="unreadable embedding cache"):
+        R.DenseRetriever(passages, model_path="fake-minilm", cache_dir=tmp_path)
+    assert encoded == [1, 1, 1] and (np.load(npy) == vectors).all()
