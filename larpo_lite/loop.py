@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -70,6 +71,7 @@ from .trainer import (
 )
 
 REFERENCES = ("initial", "behaviour")
+STARTS = ("initial", "sft")
 EVAL_SPLITS = ("test", "validation")
 DEFAULT_STRATEGY = {"pairwise": "best_worst", "contrastive": "top1_bottom3",
                     "lambdarank": "top2_bottom2", "listmle": "top2_bottom2"}
@@ -112,6 +114,11 @@ class LoopConfig:
             when "test", so runs without it keep their folders.
         instruction: the answer-format instruction of math prompts; "" keeps
             ``tasks.INSTRUCTION``. Left out of ``to_dict`` when empty.
+        start: the policy round 1 starts from: "initial" (the model) or "sft" (the model after
+            SFT on the worked solutions of the run's training prompts, at ``sft_lr`` for
+            ``sft_epochs``, LoRA as the loop's; notebook 03's SFT). With "sft", round 0 is the
+            SFT policy and the reference "initial" means it. ``start`` and ``sft_*`` are left
+            out of ``to_dict`` when "initial", so runs without them keep their folders.
     """
 
     model_name: str = "smollm2-135m-instruct"
@@ -148,6 +155,9 @@ class LoopConfig:
     gold_in_list: bool = False
     eval_split: str = "test"
     instruction: str = ""
+    start: str = "initial"
+    sft_lr: float = 5e-4
+    sft_epochs: int = 3
     seed: int = 0
     show_progress: bool = True
 
@@ -176,6 +186,14 @@ class LoopConfig:
                              f"{', '.join(L.MEMORY)}")
         if self.reference not in REFERENCES:
             raise ValueError(f"unknown reference {self.reference!r}; valid: {', '.join(REFERENCES)}")
+        if self.start not in STARTS:
+            raise ValueError(f"unknown start {self.start!r}; valid: {', '.join(STARTS)}")
+        if self.start == "sft" and not has_verifier(self.task):
+            raise ValueError(f"start 'sft' trains on worked solutions: task {self.task!r} has none")
+        if self.start == "sft" and (not math.isfinite(self.sft_lr) or self.sft_lr <= 0
+                                    or self.sft_epochs < 1):
+            raise ValueError(f"start 'sft' needs a finite sft_lr > 0 and sft_epochs >= 1, got "
+                             f"{self.sft_lr} and {self.sft_epochs}")
         for name in ("iterations", "prompts_per_iter", "k", "epochs", "lists_per_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -197,6 +215,9 @@ class LoopConfig:
         d.pop("show_progress")
         for key, default in (("task_source", ""), ("eval_split", "test"), ("instruction", "")):
             if d[key] == default:
+                d.pop(key)
+        if d["start"] == "initial":
+            for key in ("start", "sft_lr", "sft_epochs"):
                 d.pop(key)
         return d
 
@@ -506,10 +527,80 @@ class _Run:
 
     # ---- policy
     def load_initial(self) -> tuple[Any, Any]:
+        """The policy round 1 starts from (and the reference "initial"): the model, or with
+        ``start`` "sft" the model after SFT (trained once, its checkpoint ``ckpt_sft`` kept)."""
         # full fine-tuning keeps float32 master weights; LoRA freezes the base, which can then
         # sit in the training dtype (bf16 for 7B: half the memory)
         dtype = self.cfg.train_dtype if _lora(self.cfg) else "float32"
-        return self.models.load_policy(self.cfg.model_name, device=self.device, dtype=dtype)
+        model, tok = self.models.load_policy(self.cfg.model_name, device=self.device, dtype=dtype)
+        if self.cfg.start == "sft":
+            model = self._sft(model, tok)
+        return model, tok
+
+    def _sft(self, model: Any, tok: Any) -> Any:
+        """SFT on the worked solutions of the run's training prompts (notebook 03's first
+        stage), or its saved checkpoint; returns the plain (merged) SFT policy."""
+        import fcntl
+
+        ck = self.sft_dir()
+        ck.parent.mkdir(parents=True, exist_ok=True)
+        with open(ck.with_name(ck.name + ".lock"), "w") as lock:  # one SFT per setting
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._sft_locked(model, tok, ck)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def sft_dir(self) -> Path:
+        """Where the SFT checkpoint lives: ``<runs of the preset>/sft/sft-<hash>`` (shared by
+        every run with the same model, task, training prompts and SFT settings), or the run's
+        own ``ckpt_sft`` outside a preset's runs."""
+        cfg = self.cfg
+        what = {k: getattr(cfg, k) for k in ("model_name", "task", "task_source", "instruction",
+                                             "sft_lr", "sft_epochs", "lora_r", "train_dtype",
+                                             "grad_accum", "lists_per_step", "seed")}
+        what["prompts"] = cfg.iterations * cfg.prompts_per_iter
+        key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+        if self.out.parent.name in RUN_KINDS:
+            return self.out.parent.parent / "sft" / f"sft-{key}"
+        return self.out / "ckpt_sft"
+
+    def _sft_locked(self, model: Any, tok: Any, ck: Path) -> Any:
+        cfg = self.cfg
+        if not ck.is_dir():
+            from .evaluate import prompts_for
+
+            data = [RankedList(prompt, [p.solution]) for prompt, p in
+                    zip(prompts_for(self.train_problems, tok), self.train_problems, strict=True)]
+            lps = balanced_lists_per_step(len(data), cfg.lists_per_step,
+                                          multiple_of=cfg.grad_accum * _world())
+            tc = TrainConfig(objective="sft", lr=cfg.sft_lr, epochs=cfg.sft_epochs,
+                             lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000,
+                             dtype=cfg.train_dtype, grad_accum=cfg.grad_accum,
+                             show_progress=cfg.show_progress)
+            res = train_ranking(model, tok, data, tc)
+            self.sft_stats = {"sft_steps": len(res.logs), "sft_loss_first": res.losses[0],
+                              "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
+            if _is_main():
+                import shutil
+
+                tmp = ck.with_name(f".{ck.name}.tmp")
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                res.model.save_pretrained(tmp)
+                tmp.replace(ck)
+            model = res.model.merge_and_unload() if _lora(cfg) else res.model
+        elif _lora(cfg):
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, ck).merge_and_unload()
+        else:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
+        model.larpo_name = cfg.model_name
+        model.eval()
+        return model
 
     def sampler(self, model: Any) -> Any:
         from .sampling import make_sampler
@@ -545,7 +636,7 @@ class _Run:
         seed = _sample_seed(self.cfg, s)
         kw = dict(k=k, temperature=temperature, max_new_tokens=self.cfg.max_new_tokens,
                   top_p=self.cfg.top_p, seed=seed)
-        if s == 1:  # the initial policy: shared through the disk cache
+        if s == 1 and self.cfg.start == "initial":  # the initial policy: shared through the disk cache
             return cand_cache.cached_candidates(sampler, problems, self.tok, **kw)
         return sample_candidates(sampler, problems, self.tok, **kw)
 
@@ -561,12 +652,13 @@ class _Run:
         :func:`per_problem`), and the greedy answers' mean length (``val_tokens``)."""
         cfg = self.cfg
         sampler = self.sampler(self.model)
+        initial = cfg.start == "initial"  # the disk cache holds the initial policy's answers only
         row: dict[str, Any] = {}
         for split, probs in (("val", self.val), ("test", self.test)):
             if not probs:
                 continue
             kw = dict(k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-            got = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0
+            got = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0 and initial
                    else sample_candidates(sampler, probs, self.tok, **kw))
             got = score_candidates(got, self.reranker)
             row[f"{split}_greedy"] = got.score()
@@ -575,7 +667,7 @@ class _Run:
             split, probs = ("val", self.val) if cfg.eval_split == "validation" else ("test", self.test)
             kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
                       max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
-            cands = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0
+            cands = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0 and initial
                      else sample_candidates(sampler, probs, self.tok, **kw))
             grid = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.eval_samples]
             row.update({f"{split}_{k}": v for k, v in score_candidates(cands, self.reranker).curve(grid).items()})
@@ -783,7 +875,7 @@ def _run_loop(cfg: LoopConfig, out_dir: Path, resume: bool,
     if not rows and main:
         t0 = time.perf_counter()
         rows.append({"iteration": 0, "reference": cfg.reference, **run.evaluate(0),
-                     "seconds": time.perf_counter() - t0})
+                     **getattr(run, "sft_stats", {}), "seconds": time.perf_counter() - t0})
         _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
     bar = progress(total=cfg.iterations, initial=len(done), desc=f"loop {cfg.objective}",
                    **({} if cfg.show_progress and main else {"disable": True}))

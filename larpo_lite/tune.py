@@ -683,7 +683,7 @@ def tune_staged(params: Any, spec: dict[str, Any], runs_dir: str | Path | None =
     base = LoopConfig.from_params(params, alignment=True, **spec["base"])
     base = dataclasses.replace(base, eval_split="validation", n_val=n_val)
     state = _Staged(spec, base, runs, prior or {})
-    init_scores: np.ndarray | None = None
+    init_scores: dict[str, np.ndarray] = {}  # per start: every setting's round 0 agrees
     while True:
         if reload_prior is not None:
             state.prior = {**state.prior, **reload_prior()}
@@ -704,9 +704,8 @@ def tune_staged(params: Any, spec: dict[str, Any], runs_dir: str | Path | None =
                     results = run_locked(cfg, folder, resume=True)
                 row = _setting_row(cfg, results, name, phase, grid, folder)
             scores = _scores(row, "_init")
-            if init_scores is None:
-                init_scores = scores
-            elif not np.allclose(init_scores, scores, atol=1e-6):
+            seen = init_scores.setdefault(row["start"], scores)
+            if not np.allclose(seen, scores, atol=1e-6):
                 raise ValueError(f"{folder}: its initial policy scored differently from the "
                                  "other settings' on the same validation problems; delete the "
                                  "tune runs and start again")
@@ -730,7 +729,7 @@ def _staged_result(state: _Staged, spec: dict[str, Any], base: LoopConfig,
     order = {_config_hash(c): i for i, (*_, c) in enumerate(settings)}
     rows = sorted(state.rows.values(), key=lambda r: order.get(r["config_hash"], len(order)))
     pending = [n for n, _, _, c in settings if _config_hash(c) not in state.rows]
-    first = rows[0] if rows else None
+    first = next((r for r in rows if r["start"] == "initial"), rows[0] if rows else None)
     return {"split": "validation", "task": base.task, "staged": True,
             "n_val": len(_scores(first, "_init")) if first else base.n_val,
             "study": spec.get("path"), "base": spec["base"],

@@ -253,3 +253,23 @@ def test_the_instruction_setting_changes_every_prompt_of_the_run(tmp_path):
     assert prompts.INSTRUCTION == before  # restored after the run
     cands = [json.loads(x) for x in (tmp_path / "run" / "candidates_iter1_T0.7.jsonl").read_text().splitlines()]
     assert cands and all(text in c["prompt"] and before not in c["prompt"] for c in cands)
+
+
+def test_a_run_can_start_from_the_sft_policy(tmp_path):
+    """``start: sft``: round 0 is the policy after SFT on the worked solutions (trained once,
+    shared by runs of the same SFT settings); the plain start's folder names do not change."""
+    import dataclasses
+
+    plain = LoopConfig(**{**TINY, "iterations": 1, "eval_samples": 0})
+    assert "start" not in plain.to_dict() and "sft_lr" not in plain.to_dict()
+    cfg = dataclasses.replace(plain, start="sft", sft_lr=5e-2, sft_epochs=1, gold_in_list=True)
+    assert cfg.to_dict()["start"] == "sft"
+    rows = run_loop(cfg, tmp_path / "loop" / "a")
+    assert rows[0]["sft_steps"] > 0 and rows[0]["sft_loss_first"] > rows[0]["sft_loss_last"]
+    shared = [p for p in (tmp_path / "sft").glob("sft-*") if p.is_dir()]
+    assert len(shared) == 1 and (shared[0] / "adapter_config.json").is_file()
+    # a second run with the same SFT settings loads it: the same round 0
+    again = run_loop(dataclasses.replace(cfg, lr=1e-3), tmp_path / "loop" / "b")
+    assert "sft_steps" not in again[0] and again[0]["val_correct"] == rows[0]["val_correct"]
+    with pytest.raises(ValueError, match="unknown start"):
+        dataclasses.replace(plain, start="dpo").validate()
