@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import os
 import re
 import types
 import typing
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .paths import repo_root
+from .paths import is_committed, repo_root, resolve_output, runs_dir, writable_dir
 from .tasks.hub import TASKS
 
 
@@ -44,7 +45,9 @@ class TaskSetting(typing.NamedTuple):
 class Params:
     """All parameters of the notebooks and the CLI. Defaults are the ``default`` preset."""
 
-    # Which preset this is; figures/reports of the `default` preset are the committed ones.
+    # Which preset this is (the preset file's name unless it sets `preset`); only the default
+    # run (see is_default_run) writes the committed figures/, reports/ and replay/, any other
+    # run writes under runs/<preset>/.
     preset: str = "default"
     seed: int = 0                      # every random step is seeded from this
     # Model and hardware
@@ -105,7 +108,8 @@ class Params:
     negative_temperatures: list[float] = field(default_factory=lambda: [0.3, 0.7])
     list_sizes: list[int] = field(default_factory=lambda: [2, 4, 8])
     mix_temperatures: list[float] = field(default_factory=lambda: [1.0, 0.5])
-    # Outputs (relative to the repository root)
+    # Outputs (relative to the repository root; runs/... to $LARPO_LITE_RUNS when set). The
+    # committed folders are the default run's: any other run's go to runs/<preset>/<kind>.
     figures_dir: str = "figures"
     reports_dir: str = "reports"
     # Replay (larpo_lite/replay.py): record each costly step's result, or read it back
@@ -200,13 +204,62 @@ class Params:
         return TaskSetting(self.task, self.task_source,
                            "" if self.alignment_task else self.reward_model)
 
-    def out_dir(self, kind: str) -> Path:
-        """Where this preset's figures or reports go (created)."""
-        rel = {"figures": self.figures_dir, "reports": self.reports_dir}[kind]
-        p = Path(rel)
-        p = p if p.is_absolute() else repo_root() / p
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+    def is_default_run(self) -> bool:
+        """Whether these are the default run's parameters, the only run that writes the
+        committed results (``figures/``, ``reports/``, ``replay/``, ``executed/``, ``docs/``):
+        preset ``default``, every value equal to this repository's ``params/default.yaml``, and,
+        when ``larpo-lite notebooks`` says which preset file it ran (``$LARPO_LITE_PRESET_FILE``,
+        set for its kernels), that file. Another preset, a preset ``based_on: default`` that
+        changes anything, a notebook run with edited or injected values (``papermill -p n_test
+        4``) and a ``default.yaml`` in another folder are not the default run."""
+        if self.preset != DEFAULT_PRESET:
+            return False
+        repo_default = params_dir() / f"{DEFAULT_PRESET}.yaml"
+        source = os.environ.get(PRESET_FILE_ENV)
+        if source and Path(source).resolve() != repo_default.resolve():
+            return False
+        try:
+            return self == Params.load(str(repo_default))
+        except (ParamsError, OSError):
+            return False
+
+    def out_dir(self, kind: str, create: bool = True) -> Path:
+        """Where this run's ``figures``, ``reports`` or ``record`` (replay records) go, created
+        and checked writable unless ``create`` is false.
+
+        The folder of ``figures_dir``, ``reports_dir`` or ``record_dir`` (relative to the
+        repository root; ``runs/...`` relative to :func:`~larpo_lite.paths.runs_dir`, i.e.
+        ``$LARPO_LITE_RUNS`` when set), except that a run that is not the default run
+        (:meth:`is_default_run`) never writes a committed folder: those, and an empty
+        ``record_dir``, become ``runs/<preset>/<kind>``.
+
+        Raises:
+            NotWritableError: the folder cannot be written (the message names ``LARPO_LITE_RUNS``).
+        """
+        rel = getattr(self, _OUT_FIELDS[kind])
+        own = runs_dir() / preset_folder(self.preset) / kind
+        if not rel:
+            p = own
+        else:
+            p = resolve_output(rel)
+            if is_committed(p) and not self.is_default_run():
+                p = own
+        return writable_dir(p) if create else p
+
+
+DEFAULT_PRESET = "default"
+# Set by `larpo-lite notebooks` for its kernels: the preset file it runs (Params.is_default_run).
+PRESET_FILE_ENV = "LARPO_LITE_PRESET_FILE"
+# The parameters that do not change any result: the preset's name and where outputs go or come
+# from. A replay may differ from its recording in these only (larpo_lite.replay).
+NON_RESULT_KEYS = ("preset", "figures_dir", "reports_dir", "replay", "replay_dir", "record_dir")
+_OUT_FIELDS = {"figures": "figures_dir", "reports": "reports_dir", "record": "record_dir"}
+
+
+def preset_folder(preset: str) -> str:
+    """``preset`` as one folder name under ``runs/`` (no separators, never ``..``)."""
+    name = re.sub(r"[^\w.+-]", "_", preset).strip(".") or "_"
+    return name
 
 
 # Choices of the string parameters; tests/test_config.py checks each against the module that
@@ -356,11 +409,15 @@ def load_preset_values(preset: str, _seen: tuple[str, ...] = ()) -> dict[str, An
         raise ParamsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: expected a mapping of parameter: value")
+    raw = dict(values)
     base = values.pop("based_on", None)
     if base is not None:
         if not isinstance(base, str) or base in _seen or Path(base).stem == path.stem:
             raise ParamsError(f"{path}: based_on {base!r} must name another preset, without a cycle")
         values = {**load_preset_values(base, (*_seen, path.stem)), **values}
+    # the preset's name is its own (a file `based_on: default` is not named default): the
+    # file's `preset`, else its file name
+    values["preset"] = values["preset"] if "preset" in raw else path.stem
     return values
 
 

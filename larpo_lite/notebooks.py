@@ -1,6 +1,10 @@
 """Running the numbered notebooks headless with papermill, one preset at a time, and the
 committed executed copies of the default run (``executed/``): written by the default run,
-kept under 2 MB each, and checked against their sources by the tests."""
+kept under 2 MB each, and checked against their sources by the tests.
+
+Only the default run (:func:`is_default_run`: this repository's ``params/default.yaml``, nothing
+changed) writes the committed results; every other run writes under ``runs/<preset>/`` (or
+``$LARPO_LITE_RUNS/<preset>/``), replay included, and changes no tracked file."""
 
 from __future__ import annotations
 
@@ -16,10 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Params, load_preset_values, preset_path
+from .config import (
+    DEFAULT_PRESET,
+    PRESET_FILE_ENV,
+    Params,
+    load_preset_values,
+    params_dir,
+    preset_folder,
+    preset_path,
+)
 from .errors import LarpoLiteError
 from .jsonl import read_jsonl
-from .paths import repo_root
+from .paths import repo_root, runs_dir, writable_dir
 
 
 def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "notebooks") -> list[Path]:
@@ -79,7 +91,7 @@ def reused_work_note(since: float, root: Path | None = None) -> str:
     ``results.jsonl``) from a run folder that existed before ``since`` (a ``time.time()``): the
     validation study's, or an earlier run's. Rounds shared within the run are not counted.
     "" when there were none, so the run's wall time is that of a run from scratch."""
-    root = root or repo_root() / "runs" / "default"
+    root = root or runs_dir() / DEFAULT_PRESET
     earlier = []
     for results in sorted(root.glob("loop/*/results.jsonl")):
         try:
@@ -151,13 +163,29 @@ STREAM_MAX_CHARS = 20_000  # a longer stream output keeps its head and tail when
 PNG_SCALES = (0.75, 0.5, 0.35, 0.25)  # tried in turn on every embedded PNG, from the original
 
 
+def is_default_run(preset: str, folder: str | Path = "notebooks", overrides: dict | None = None) -> bool:
+    """Whether ``run_notebooks(preset, folder=folder, overrides=overrides)`` is the default run,
+    the one that writes the committed results: the notebooks of ``notebooks/`` on this
+    repository's ``params/default.yaml`` (not a file of that name elsewhere), with parameters
+    equal to that file's (:meth:`Params.is_default_run`; overrides that change a value, or a
+    preset ``based_on: default``, are other runs)."""
+    if Path(folder) != Path("notebooks"):
+        return False
+    path = preset_path(preset)
+    if path.resolve() != (params_dir() / f"{DEFAULT_PRESET}.yaml").resolve():
+        return False
+    values = load_preset_values(preset)
+    values.update(overrides or {})
+    return Params.from_mapping(values, source=str(path)).is_default_run()
+
+
 def executed_dir_for(preset: str, folder: str | Path = "notebooks", overrides: dict | None = None,
                      executed_dir: str | Path | None = None) -> Path | None:
     """Where ``run_notebooks`` writes executed copies, or None: ``executed_dir`` if given,
-    else ``executed/`` for the default preset's own notebooks (``folder`` ``notebooks``, no
-    overrides), else nowhere. Any other run aimed at ``executed/`` is refused."""
-    default_run = (Path(preset).stem == EXECUTED_PRESET and Path(folder) == Path("notebooks")
-                   and not overrides)
+    else ``executed/`` for the default run (:func:`is_default_run`), else nowhere (the
+    executed notebooks stay under ``runs/<preset>/``). Any other run aimed at ``executed/``
+    is refused."""
+    default_run = is_default_run(preset, folder, overrides)
     committed = repo_root() / EXECUTED_DIR
     if executed_dir is None:
         return committed if default_run else None
@@ -424,25 +452,80 @@ def stale_executed_copies(executed_dir: str | Path | None = None,
 # ---------------------------------------------------------------- running
 
 
+REPLAY_PRESET = "replay"  # params/replay.yaml: the default run's records, re-executed
+
+
+def _kernel_params(nb: Path, injected: dict[str, Any]) -> Params | None:
+    """The Params a notebook's kernel builds: its parameters cell's values with ``injected``
+    over them; None when the cell holds something other than literals (the kernel then checks
+    on its own)."""
+    import papermill as pm
+
+    values = {}
+    for name, spec in pm.inspect_notebook(str(nb)).items():
+        try:
+            values[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError, TypeError):
+            return None
+    values.update(injected)
+    return Params.from_mapping(values, source=f"{nb.name} parameters")
+
+
+def _check_replay_records(nb: Path, kernel: Params | None) -> None:
+    """Before any notebook runs: a replayed notebook's records exist, are intact and were
+    recorded with the same parameters (:func:`larpo_lite.replay.check_records`)."""
+    from .replay import check_records, replay_folder
+
+    if kernel is None or not kernel.replay:
+        return
+    folder = replay_folder(kernel) / nb.stem
+    if folder.is_dir():  # else the notebook's Recorder says nothing is recorded
+        check_records(folder, nb.stem, kernel)
+
+
+def _replay_after_default_run(nbs: Sequence[Path], log_output: bool) -> None:
+    """The replay timings: each notebook just recorded by the default run, replayed once
+    (preset ``replay``, outputs under ``runs/replay/``), its wall time recorded under ``replay``
+    in ``reports/timing.json`` and the guide regenerated. A replay writes no tracked file: its
+    timings are the default run's to record."""
+    from .replay import MANIFEST, REPLAY_DIR
+    from .workshop import after_default_notebook
+
+    for nb in nbs:
+        if not (repo_root() / REPLAY_DIR / nb.stem / MANIFEST).is_file():
+            continue
+        t0 = time.perf_counter()
+        run_notebooks(REPLAY_PRESET, only=[nb.name[:2]], log_output=log_output)
+        after_default_notebook(nb.stem, time.perf_counter() - t0, REPLAY_PRESET)
+
+
 def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str | Path | None = None,
                   overrides: dict | None = None, log_output: bool = False, jobs: int = 1,
                   folder: str = "notebooks", executed_dir: str | Path | None = None) -> list[Path]:
-    """Execute notebooks with papermill into ``runs/<preset>/``; parameters come from the
-    preset file and are validated first (an unknown key or a wrong type stops before any
-    notebook runs). ``jobs`` > 1 runs that many notebooks at once, each in its own process
-    (see ``_run_parallel``). ``folder``: ``notebooks`` or ``notebooks/solutions``. On the
-    default preset each notebook's wall time goes to ``reports/timing.json`` and the
-    instructor's guide is regenerated (:mod:`larpo_lite.workshop`), and each executed
-    notebook is also copied, at most 2 MB, into ``executed/`` (:func:`write_executed_copy`;
-    ``executed_dir`` sends copies of any run elsewhere, see :func:`executed_dir_for`).
-    Returns the executed notebooks' paths (under ``runs/``)."""
+    """Execute notebooks with papermill into ``runs/<preset>/`` (``$LARPO_LITE_RUNS/<preset>/``
+    when set); parameters come from the preset file and are validated first (an unknown key
+    or a wrong type stops before any notebook runs), and a replay's records are checked first
+    (:func:`larpo_lite.replay.check_records`). ``jobs`` > 1 runs that many notebooks at once,
+    each in its own process (see ``_run_parallel``). ``folder``: ``notebooks`` or
+    ``notebooks/solutions``. A notebook that ran to its end has its new replay records swapped
+    in whole (:func:`larpo_lite.replay.finish_recording`).
+
+    Only the default run (:func:`is_default_run`) writes tracked files: each notebook's wall time
+    goes to ``reports/timing.json`` and the instructor's guide is regenerated
+    (:mod:`larpo_lite.workshop`), each executed notebook is also copied, at most 2 MB, into
+    ``executed/`` (:func:`write_executed_copy`; ``executed_dir`` sends copies of any run
+    elsewhere, see :func:`executed_dir_for`), and at its end each notebook is replayed once for
+    the replay timings. Returns the executed notebooks' paths (under ``runs/``)."""
     import papermill as pm
+
+    from .replay import finish_recording
 
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if jobs > 1 and (overrides or folder != "notebooks" or executed_dir is not None):
         raise ValueError("overrides, other folders and executed_dir work with jobs=1 only")
     copies_to = executed_dir_for(preset, folder, overrides, executed_dir)
+    default_run = is_default_run(preset, folder, overrides)
 
     values = load_preset_values(preset)
     values.update(overrides or {})
@@ -457,37 +540,49 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
         except RuntimeError as e:
             raise LarpoLiteError(f"preset {values['preset']!r} asks for device "
                                f"{params.device!r}: {e}") from None
-    out = Path(out_dir) if out_dir else repo_root() / "runs" / Path(preset).stem
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_dir(Path(out_dir) if out_dir else runs_dir() / preset_folder(params.preset))
+    replay_at_end = default_run and not os.environ.get(CHILD_ENV)  # a --jobs child: the parent
     if jobs > 1:
         t0, started = time.perf_counter(), time.time()
         paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
-        if values["preset"] == "default" and not only:  # the whole default run: its wall time
+        seconds = time.perf_counter() - t0
+        if replay_at_end:
+            _replay_after_default_run(notebook_paths(only), log_output)
+        if default_run and not only:  # the whole default run: its wall time
             from .workshop import record_suite, write_guide
 
-            record_suite(time.perf_counter() - t0, jobs, note=reused_work_note(started))
+            record_suite(seconds, jobs, note=reused_work_note(started))
             write_guide()
         return paths
-    timed = values["preset"] in ("default", "replay") and folder == "notebooks" and not overrides
     done = []
     too_big: list[str] = []
-    env_before = {k: os.environ.get(k) for k in HEADLESS_ENV}
-    os.environ.update(HEADLESS_ENV)  # the kernels inherit it
+    # the kernels inherit these: no progress bars, and which preset file runs (a default.yaml
+    # elsewhere is not the default run: Params.is_default_run)
+    kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve())}
+    env_before = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
     try:
+        plans = []
         for nb in notebook_paths(only, folder):
+            declared = pm.inspect_notebook(str(nb))  # the names of its `parameters` cell
+            own = {k: v for k, v in values.items() if k in declared}
+            kernel = _kernel_params(nb, own)
+            _check_replay_records(nb, kernel)  # every record checked before any notebook runs
+            plans.append((nb, own, kernel))
+        for nb, own, kernel in plans:
             t0 = time.perf_counter()
             print(f"[larpo-lite] {nb.name} (preset {values['preset']}) ...", flush=True)
             target = out / nb.name
-            declared = pm.inspect_notebook(str(nb))  # the names of its `parameters` cell
-            own = {k: v for k, v in values.items() if k in declared}
             pm.execute_notebook(str(nb), str(target), parameters=own, cwd=str(nb.parent),
                                 kernel_name="python3", progress_bar=False, log_output=log_output)
             print(f"[larpo-lite] {nb.name} done in {time.perf_counter() - t0:.0f}s -> {target}",
                   flush=True)
-            if timed:
+            if kernel is not None and not kernel.replay:  # ran to its end: its records swap in
+                finish_recording(kernel.out_dir("record", create=False) / nb.stem)
+            if default_run:
                 from .workshop import after_default_notebook
 
-                after_default_notebook(nb.stem, time.perf_counter() - t0, values["preset"])
+                after_default_notebook(nb.stem, time.perf_counter() - t0, DEFAULT_PRESET)
             if copies_to is not None:
                 try:
                     write_executed_copy(target, copies_to)
@@ -502,4 +597,6 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                 os.environ[k] = v
     if too_big:
         raise LarpoLiteError("executed copies over the size limit:\n" + "\n".join(too_big))
+    if replay_at_end:
+        _replay_after_default_run(notebook_paths(only, folder), log_output)
     return done

@@ -179,7 +179,8 @@ def _update_timing(path: str | Path | None, change: Any) -> Path:
 def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
                   today: str | None = None, preset: str = "default") -> Path:
     """Record one notebook's wall time in ``reports/timing.json``: the default run's under
-    ``notebooks``, a replay's (``preset="replay"``) under ``replay``."""
+    ``notebooks``, the replay of it that the default run makes at its end (``preset="replay"``)
+    under ``replay``."""
     section = {"default": "notebooks", "replay": "replay"}[preset]
     entry = {"seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
              "source": f"larpo-lite notebooks --preset {preset}",
@@ -199,8 +200,10 @@ def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | N
 
 
 def after_default_notebook(notebook: str, seconds: float, preset: str = "default") -> None:
-    """What a finished default-preset (or replay) notebook updates here: its timing, then the
-    guide."""
+    """What the default run updates here when it finishes a notebook (``preset="default"``) or
+    replays it once at its end (``preset="replay"``): its timing, then the guide. Only the
+    default run calls it (``larpo-lite notebooks``): a replay or any other run writes no tracked
+    file."""
     record_timing(notebook, seconds, preset=preset)
     write_guide()
 

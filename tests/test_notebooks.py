@@ -150,3 +150,86 @@ def test_alignment_notebooks_run_on_a_reward_scored_task(tmp_path, uf_dir):
     r07 = json.loads((tmp_path / "reports" / "07_larpo_loop.json").read_text())
     runs = r07["metrics"]["runs"]
     assert all("test_reward@2" in rows[-1] for rows in runs.values())
+
+
+# ---------------------------------------------------------------- what a run writes (no kernel)
+
+
+def _fake_papermill(monkeypatch, ran, step=None):
+    """papermill.execute_notebook without a kernel: records (notebook, parameters) and, like
+    the notebook's kernel, builds Params from its parameters and runs ``step(P, stem)``."""
+    import papermill as pm
+
+    def execute(src, dst, parameters=None, **_):
+        from pathlib import Path
+
+        ran.append((Path(src).stem, dict(parameters)))
+        if step is not None:
+            step(Params.from_mapping(parameters), Path(src).stem)
+        Path(dst).write_text("{}")
+
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+
+
+def test_the_default_run_replays_each_notebook_at_its_end_and_a_replay_writes_no_timing(
+        tmp_path, monkeypatch):
+    from larpo_lite import notebooks, workshop
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    ran: list = []
+    timed: list = []
+    _fake_papermill(monkeypatch, ran)
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda nb, s, preset="default": timed.append((nb, preset)))
+    monkeypatch.setattr(notebooks, "write_executed_copy", lambda *a, **k: None)
+    run_notebooks("replay", only=["01"])
+    assert [r[1]["preset"] for r in ran] == ["replay"] and timed == []  # no tracked file
+    assert (tmp_path / "runs" / "replay" / "01_ir_analogy.ipynb").is_file()
+    ran.clear()
+    run_notebooks("default", only=["01"])
+    assert [(nb, p["preset"]) for nb, p in ran] == [("01_ir_analogy", "default"),
+                                                    ("01_ir_analogy", "replay")]
+    assert timed == [("01_ir_analogy", "default"), ("01_ir_analogy", "replay")]
+    ran.clear()
+    timed.clear()
+    monkeypatch.setenv(notebooks.CHILD_ENV, "1")  # a --jobs child: its parent replays
+    run_notebooks("default", only=["01"])
+    assert [p["preset"] for _, p in ran] == ["default"] and timed == [("01_ir_analogy", "default")]
+
+
+def test_a_recording_swaps_in_only_when_the_notebook_ran_to_its_end(tmp_path, monkeypatch):
+    from larpo_lite import replay
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    seen: list = []
+
+    def kernel(P, stem):  # what the notebook does: record its steps
+        rec = replay.Recorder(stem, P)
+        rec("step", lambda: [1, 2])
+        seen.append((tmp_path / "runs" / "smoke" / "record" / stem).exists())
+
+    _fake_papermill(monkeypatch, [], kernel)
+    run_notebooks("smoke", only=["08"])
+    folder = tmp_path / "runs" / "smoke" / "record" / "08_scaling_up"
+    assert seen == [False]  # not while the notebook runs
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "step.json.gz"]
+
+
+def test_replay_checks_every_record_before_any_notebook_runs(tmp_path, monkeypatch):
+    import shutil
+
+    from larpo_lite import replay
+    from larpo_lite.paths import repo_root
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    ran: list = []
+    _fake_papermill(monkeypatch, ran)
+    records = tmp_path / "records"
+    for stem in ("01_ir_analogy", "02_recall_at_n"):
+        shutil.copytree(repo_root() / replay.REPLAY_DIR / stem, records / stem)
+    (records / "02_recall_at_n" / "greedy.json.gz").write_bytes(b"\x1f\x8b")  # cut
+    with pytest.raises(replay.ReplayRecordError, match=r"02_recall_at_n/greedy\.json\.gz changed"):
+        run_notebooks("replay", only=["01", "02"], overrides={"replay_dir": str(records)})
+    assert ran == []
+    with pytest.raises(replay.ReplayRecordError, match="temperature: recorded 0.7, this run 0.3"):
+        run_notebooks("replay", only=["01"], overrides={"replay_dir": str(records), "temperature": 0.3})
+    assert ran == []
