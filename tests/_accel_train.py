@@ -3,7 +3,9 @@
 Run by tests/test_trainer.py both as ``python tests/_accel_train.py OUT`` and as
 ``accelerate launch --cpu --num_processes 2 tests/_accel_train.py OUT``: the loss curves must
 match. ``--runs objective:grad_accum,...`` trains several configurations in one process (each
-from a fresh model); ``--lora`` adds LoRA adapters.
+from a fresh model); ``--lora`` adds LoRA adapters; ``--threads N`` sets torch's intra-op
+threads (default 1: a different count changes the reduction order, which is how the tests'
+tolerances were sized).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--runs", default="listmle:1,pairwise:2")
     ap.add_argument("--lora", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     out = {}
     for run in args.runs.split(","):
         objective, accum = run.split(":")
