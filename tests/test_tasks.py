@@ -132,3 +132,36 @@ def test_a_gold_answer_that_is_not_a_number_is_refused_when_a_split_loads(tmp_pa
         load_split("test")
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
     assert [p.answer for p in load_split("test")] == ["1", "-.5"]
+
+
+def test_a_duplicate_problem_id_is_refused_naming_the_id_and_the_file(tmp_path, monkeypatch):
+    from larpo_lite.tasks import mini_gsm
+
+    path = tmp_path / "validation.jsonl"
+    rows = [{"id": "val-1", "question": "q1", "answer": "1"},
+            {"id": "val-2", "question": "q2", "answer": "2"},
+            {"id": "val-1", "question": "q3", "answer": "3"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(mini_gsm, "split_path", lambda split: path)
+    with pytest.raises(ValueError, match=r"validation\.jsonl:3: duplicate problem id 'val-1' "
+                                         r"\(first on line 1\)"):
+        load_split("validation")
+    with pytest.raises(ValueError, match="duplicate problem id"):
+        read_problems(path)
+
+
+def test_a_duplicate_ultrafeedback_prompt_id_is_refused(tmp_path):
+    from larpo_lite.tasks import load_task
+
+    for name, n in (("train_prefs", 10), ("test_prefs", 3)):
+        ids = [f"{name}-{i}" for i in range(n)]
+        ids[-1] = ids[-2]  # the last row repeats the one before it
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"prompt": f"Say {i}.", "prompt_id": pid}) + "\n" for i, pid in enumerate(ids)))
+    with pytest.raises(ValueError, match=r"test_prefs row 2: duplicate problem id "
+                                         r"'uf-test-test_prefs-1'.*first in row 1"):
+        load_task("ultrafeedback", "test", None, str(tmp_path))
+    assert len(load_task("ultrafeedback", "test", 2, str(tmp_path))) == 2  # the first two are fine
+    assert len(load_task("ultrafeedback", "train", None, str(tmp_path))) == 8  # rows 8, 9: validation
+    with pytest.raises(ValueError, match=r"train_prefs row 9: duplicate .*first in row 8"):
+        load_task("ultrafeedback", "validation", None, str(tmp_path))

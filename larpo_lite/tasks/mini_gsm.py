@@ -177,19 +177,26 @@ def read_jsonl(path: str | Path, with_lineno: bool = False) -> list[Any]:
 
 
 def read_problems(path: str | Path) -> list[Problem]:
-    """Problems from a JSON-lines file; missing fields, and a gold answer that is not a number
-    (as ``answers.normalize_number`` reads one), raise ValueError naming file and line."""
+    """Problems from a JSON-lines file; missing fields, a gold answer that is not a number
+    (as ``answers.normalize_number`` reads one) and an id that an earlier line has (results,
+    caches and paired comparisons are keyed by id) raise ValueError naming file and line."""
     from .answers import normalize_number
 
     out = []
+    first_line: dict[str, int] = {}
     for lineno, row in read_jsonl(path, with_lineno=True):
         missing = [k for k in ("id", "question", "answer") if k not in row]
         if missing:
             raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
+        pid = str(row["id"])
+        if pid in first_line:
+            raise ValueError(f"{path}:{lineno}: duplicate problem id {pid!r} (first on line "
+                             f"{first_line[pid]}); give every problem its own id")
+        first_line[pid] = lineno
         if isinstance(row["answer"], bool) or normalize_number(row["answer"]) is None:
             raise ValueError(f"{path}:{lineno}: gold answer {row['answer']!r} is not a number "
                              "(the verifier compares numbers)")
-        out.append(Problem(id=str(row["id"]), question=row["question"], answer=str(row["answer"]),
+        out.append(Problem(id=pid, question=row["question"], answer=str(row["answer"]),
                            solution=row.get("solution", ""), template=row.get("template", ""),
                            difficulty=int(row.get("difficulty", 1))))
     return out

@@ -78,12 +78,19 @@ def load_ultrafeedback(source: str = HUB_ID, split: str = "test", n: int | None 
         first = cut if split == "validation" else 0
         rows = rows[cut:] if split == "validation" else rows[:cut]
     out = []
+    first_row: dict[str, int] = {}
     for i, row in enumerate(rows[:n] if n is not None else rows):
         prompt = row.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"{source} {_HUB_SPLIT[split]} row {first + i}: no 'prompt' text "
                              f"(fields: {sorted(row)})")
         pid = row.get("prompt_id") or f"{first + i:06d}"
-        out.append(Problem(id=f"uf-{split}-{pid}", question=prompt, answer="",
+        problem_id = f"uf-{split}-{pid}"
+        if problem_id in first_row:  # results, caches and paired comparisons are keyed by id
+            raise ValueError(f"{source} {_HUB_SPLIT[split]} row {first + i}: duplicate problem id "
+                             f"{problem_id!r} (prompt_id {pid!r}, first in row "
+                             f"{first_row[problem_id]}); give every row its own prompt_id")
+        first_row[problem_id] = first + i
+        out.append(Problem(id=problem_id, question=prompt, answer="",
                            solution=_chosen_text(row.get("chosen")), template=TEMPLATE))
     return out
