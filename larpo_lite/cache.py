@@ -29,7 +29,7 @@ import numpy as np
 
 from .evaluate import CandidateSet, prompts_for, sample_candidates
 from .jsonl import CorruptFileError, read_jsonl
-from .paths import repo_root
+from .paths import runs_dir, writable_dir
 from .sampling import Generation, Sampler
 from .tasks import Problem, is_correct
 from .tasks import answers as _answers
@@ -37,10 +37,9 @@ from .tasks import prompts as _prompts
 
 
 def cache_root() -> Path:
-    """``runs/cache`` in the repository (git-ignored)."""
-    p = repo_root() / "runs" / "cache" / "candidates"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """``runs/cache/candidates`` (git-ignored; under ``$LARPO_LITE_RUNS`` when set), created
+    and checked writable (an error names ``LARPO_LITE_RUNS``)."""
+    return writable_dir(runs_dir() / "cache" / "candidates")
 
 
 def candidates_key(sampler: Sampler, problems: Sequence[Problem], k: int, temperature: float,

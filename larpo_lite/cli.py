@@ -73,7 +73,7 @@ def _cmd_loop(args: argparse.Namespace) -> int:
 
     from .config import Params
     from .loop import LoopConfig, iterative_dpo_config, offline_config, run_locked
-    from .paths import repo_root
+    from .paths import runs_dir
 
     # options that are preset parameters go through Params (its checks name the option)
     options = {"iterations": ("--iterations", args.iterations),
@@ -93,7 +93,7 @@ def _cmd_loop(args: argparse.Namespace) -> int:
         cfg = iterative_dpo_config(cfg)
     cfg.validate()  # before any model loads or any file is written
     name = args.baseline or "-".join(x for x in (cfg.objective, cfg.negative_tier, cfg.memory) if x)
-    out = Path(args.out) if args.out else repo_root() / "runs" / params.preset / "loop" / name
+    out = Path(args.out) if args.out else runs_dir() / params.preset / "loop" / name
     rows = run_locked(cfg, out, resume=not args.no_resume)  # a finished run: read back, no lock
     if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch: the main process reports
         return 0

@@ -1018,11 +1018,11 @@ def run_dir(cfg: LoopConfig, preset: str) -> Path:
     same folder, so notebooks that need the same run (a baseline, a shared setting) share it."""
     import hashlib
 
-    from .paths import repo_root
+    from .paths import runs_dir
 
     key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
     tag = cfg.negative_tier or cfg.objective
-    return repo_root() / "runs" / preset / "loop" / f"{tag}-{key}"
+    return runs_dir() / preset / "loop" / f"{tag}-{key}"
 
 
 def run_shared(cfg: LoopConfig, preset: str, stop_after: int | None = None) -> list[dict[str, Any]]:

@@ -197,10 +197,10 @@ def tune(params: Any, study: dict[str, Any], runs_dir: str | Path | None = None)
         study: the settings.
         runs_dir: where the runs go (default ``runs/<preset>/tune``).
     """
-    from .paths import repo_root
+    from .paths import runs_dir as runs_root
 
     n_val = study["n_val"] or params.n_val
-    runs = Path(runs_dir) if runs_dir else repo_root() / "runs" / params.preset / "tune"
+    runs = Path(runs_dir) if runs_dir else runs_root() / params.preset / "tune"
     base = LoopConfig.from_params(params, alignment=True, **study["base"])
     base = dataclasses.replace(base, eval_split="validation", n_val=n_val)
     rows: list[dict[str, Any]] = []
@@ -676,10 +676,10 @@ def tune_staged(params: Any, spec: dict[str, Any], runs_dir: str | Path | None =
     running those settings again. ``on_progress(result)`` is called with the partial result
     after every setting this process finishes or reads back; ``reload_prior()``, if given,
     refreshes ``prior`` before each pass (rows another process of the study reported)."""
-    from .paths import repo_root
+    from .paths import runs_dir as runs_root
 
     n_val = spec["n_val"] or params.n_val
-    runs = Path(runs_dir) if runs_dir else repo_root() / "runs" / params.preset / "tune"
+    runs = Path(runs_dir) if runs_dir else runs_root() / params.preset / "tune"
     base = LoopConfig.from_params(params, alignment=True, **spec["base"])
     base = dataclasses.replace(base, eval_split="validation", n_val=n_val)
     state = _Staged(spec, base, runs, prior or {})
