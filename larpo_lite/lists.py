@@ -14,8 +14,20 @@ Selection strategies (the paper's Table 2 set-ups):
 - ``top2_bottom2``: the two best vs the two worst (LambdaRank, ListMLE);
 - ``full``: the whole ranked list.
 
-A strategy that needs a better and a worse response (different rewards) skips prompts whose
-candidates all tie; the caller counts them (``select_lists`` returns the count).
+No label noise: every list has its best response strictly above the responses it is trained
+against. A prompt whose candidates all tie has no better and no worse response and is skipped
+(with the binary verifier: all right or all wrong). The negatives of ``top1_bottom3`` and the
+bottom of ``top2_bottom2`` are taken among the responses *strictly worse* than the best (with
+the binary verifier: wrong answers only), never among responses tied with it. Where fewer such
+responses exist than the strategy takes, the list is **shortened** (never below 2 entries), not
+skipped: ``top1_bottom3`` on 8 samples of which 7 are right is the best vs the one wrong answer
+(the prompts the policy nearly solves still train). ``top2_bottom2``'s second entry is the
+second best whatever its reward: when only one response is right it is a wrong one, tied with
+the bottom, and the losses that read rewards (LambdaRank's tie skipping, ListMLE's and
+contrastive's labels, see :mod:`larpo_lite.losses`; the trainer passes each list's rewards)
+train no order between them. Strategies that take 4 entries skip prompts with fewer than 4
+candidates. :func:`select_counted` returns how many prompts were skipped and how many lists
+were shortened (:func:`select_lists` the skipped count only, as before).
 """
 
 from __future__ import annotations
@@ -47,13 +59,22 @@ def rank_candidates(prompt: str, texts: Sequence[str], rewards: Sequence[float])
 
 
 def select(ranked: Ranked, strategy: str, rng: random.Random | None = None) -> RankedList | None:
-    """The entries of one ranked list that ``strategy`` trains on, or None when the prompt
-    has no better/worse split (all rewards tie) or too few candidates."""
+    """The entries of one ranked list that ``strategy`` trains on, best first, or None when the
+    prompt has no better/worse split (all rewards tie) or too few candidates.
+
+    Every entry the best is trained against has a reward strictly below the first's:
+    ``top1_bottom3``'s negatives and ``top2_bottom2``'s bottom two are taken among the strictly
+    worse responses (``top2_bottom2``'s second entry may tie either side; the labels keep the
+    losses from ordering ties). When too few strictly worse responses exist, the list is
+    shorter than the strategy's size (:data:`STRATEGY_SIZE`), at least 2 entries.
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown selection strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
     t, r = ranked.texts, ranked.rewards
     if len(t) < 2 or r[0] == r[-1]:
         return None
+    # rewards are non-increasing: the strictly worse responses are a suffix, never empty here
+    worse = [i for i in range(len(t)) if r[i] < r[0]]
     if strategy == "best_worst":
         idx = [0, len(t) - 1]
     elif strategy == "random_pair":
@@ -64,28 +85,46 @@ def select(ranked: Ranked, strategy: str, rng: random.Random | None = None) -> R
     elif strategy == "top1_bottom3":
         if len(t) < 4:
             return None
-        idx = [0, len(t) - 3, len(t) - 2, len(t) - 1]
+        idx = [0, *worse[-3:]]
     elif strategy == "top2_bottom2":
         if len(t) < 4:
             return None
-        idx = [0, 1, len(t) - 2, len(t) - 1]
+        idx = [0, 1, *worse[-2:]]  # with 4+ candidates the bottom two sit at index 2 or later
     else:
         idx = list(range(len(t)))
     return RankedList(ranked.prompt, [t[i] for i in idx], [r[i] for i in idx])
 
 
-def select_lists(ranked: Sequence[Ranked], strategy: str, seed: int = 0
-                 ) -> tuple[list[RankedList], int]:
-    """Apply ``select`` to every prompt; returns the lists and the number of skipped prompts."""
+# entries a strategy takes when enough candidates exist ("full": the whole list, never shortened)
+STRATEGY_SIZE = {"best_worst": 2, "random_pair": 2, "top1_bottom3": 4, "top2_bottom2": 4}
+
+
+def select_counted(ranked: Sequence[Ranked], strategy: str, seed: int = 0
+                   ) -> tuple[list[RankedList], dict[str, int]]:
+    """Apply :func:`select` to every prompt; returns the lists and the counts ``{"skipped":
+    prompts without a list, "shortened": lists shorter than the strategy's size (too few
+    strictly worse responses), "lists": lists kept}``."""
     rng = random.Random(seed)
-    out, skipped = [], 0
+    out: list[RankedList] = []
+    skipped = shortened = 0
+    size = STRATEGY_SIZE.get(strategy)
     for r in ranked:
         got = select(r, strategy, rng)
         if got is None:
             skipped += 1
-        else:
-            out.append(got)
-    return out, skipped
+            continue
+        out.append(got)
+        if size is not None and len(got.responses) < size:
+            shortened += 1
+    return out, {"skipped": skipped, "shortened": shortened, "lists": len(out)}
+
+
+def select_lists(ranked: Sequence[Ranked], strategy: str, seed: int = 0
+                 ) -> tuple[list[RankedList], int]:
+    """Apply :func:`select` to every prompt; returns the lists and the number of skipped
+    prompts (:func:`select_counted` also counts the shortened lists)."""
+    out, counts = select_counted(ranked, strategy, seed)
+    return out, counts["skipped"]
 
 
 # --------------------------------------------------------------------------- hard negatives

@@ -679,20 +679,26 @@ class _Run:
         m = cfg.prompts_per_iter
         problems = self.train_problems[(s - 1) * m: s * m]
         info: dict[str, Any] = {}
+        dropped = 0  # responses cut at max_new_tokens (no EOS): never trained, counted
         if cfg.negative_tier is None:
             sets = []
             for t, kt in zip(cfg.temperatures, L.split_k(cfg.k, cfg.temperatures), strict=True):
                 sets.append((t, self.sample(s, problems, kt, t)))
             ranked, sampled_scores = [], []
             for i, p in enumerate(problems):
-                n_sampled = sum(len(cs.generations[i].texts) for _, cs in sets)
-                texts = [x for _, cs in sets for x in cs.generations[i].texts]
+                gens = [cs.generations[i] for _, cs in sets]
+                texts = [x for g in gens for x, done in zip(g.texts, g.finished, strict=True)
+                         if done]
+                n_sampled = len(texts)
+                dropped += sum(len(g.texts) for g in gens) - n_sampled
                 texts += [p.solution] if cfg.gold_in_list else []
                 prompt = sets[0][1].generations[i].prompt
                 scores = self.reranker.score(texts, p.answer, prompt=p.question)
                 sampled_scores.extend(scores[:n_sampled])
                 ranked.append(L.rank_candidates(prompt, texts, scores))
-            items, skipped = L.select_lists(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
+            items, counts = L.select_counted(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
+            skipped = counts["skipped"]
+            info["shortened_lists"] = counts["shortened"]
             if not has_verifier(cfg.task):
                 info["sample_reward"] = float(sum(sampled_scores) / max(1, len(sampled_scores)))
         else:
@@ -704,8 +710,12 @@ class _Run:
             low = sets[0][1]
             tier_items = []
             for i, p in enumerate(problems):
-                lo_t, lo_c = low.generations[i].texts, low.correct[i]
-                hi_t, hi_c = high.generations[i].texts, high.correct[i]
+                lo_g, hi_g = low.generations[i], high.generations[i]
+                lo_k = [j for j, done in enumerate(lo_g.finished) if done]
+                hi_k = [j for j, done in enumerate(hi_g.finished) if done]
+                dropped += len(lo_g.texts) - len(lo_k) + len(hi_g.texts) - len(hi_k)
+                lo_t, lo_c = [lo_g.texts[j] for j in lo_k], [low.correct[i][j] for j in lo_k]
+                hi_t, hi_c = [hi_g.texts[j] for j in hi_k], [high.correct[i][j] for j in hi_k]
                 tier_items.append(L.TierItem(
                     prompt=low.generations[i].prompt,
                     correct=[x for x, c in zip(lo_t + hi_t, list(lo_c) + list(hi_c), strict=True) if c]
@@ -727,6 +737,7 @@ class _Run:
         for (_, cs), path in zip(sets, self.candidate_files[s], strict=True):
             cand_cache.save_candidates(cs, path)
         info["skipped_prompts"] = skipped
+        info["truncated_dropped"] = dropped
         if has_verifier(cfg.task):
             info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
         return items, info

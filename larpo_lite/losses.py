@@ -9,12 +9,17 @@ candidates sorted best-first (column 0 is the best-ranked response). An optional
 row. Formulas, for a row with ``m`` real candidates:
 
 - pairwise (DPO):  ``-log sigmoid(gamma_1 - gamma_m)``  (first vs last real entry)
-- contrastive:     ``logsumexp(gamma_1..m) - gamma_1``
+- contrastive:     ``logsumexp(gamma_1..m) - gamma_1``; with ``labels``, the softmax holds the
+  best and only the entries of strictly lower label: ``logsumexp_{j=1 or l_j < l_1} gamma_j -
+  gamma_1``
 - LambdaRank:      ``- sum_{i<j} w_ij * log sigmoid(gamma_i - gamma_j)``
   with ``w_ij = 1`` (``weighting="none"``) or the LiPO weights (``weighting="lipo"``)
   ``w_ij = |G_i - G_j| * |1/D(tau_i) - 1/D(tau_j)|``, ``G = 2**psi - 1``,
   ``D(tau) = ln(1 + tau)``, ``tau`` the 1-based rank under the detached scores
-- ListMLE:         ``sum_{i=1..m} [ logsumexp_{j>=i} gamma_j - gamma_i ]``  (-log Plackett-Luce)
+- ListMLE:         ``sum_{i=1..m} [ logsumexp_{j>=i} gamma_j - gamma_i ]``  (-log Plackett-Luce);
+  with ``labels`` ``l`` (Plackett-Luce over label groups, see :func:`listmle_loss`):
+  ``sum_{i=1..m} [ logsumexp_{j=i or l_j < l_i} gamma_j - gamma_i ]``: no order is trained
+  between equally labelled responses
 
 Conventions shared by all losses:
 
@@ -134,6 +139,27 @@ def _check_inputs(
     return g, mask, rewards
 
 
+def _check_labels(
+    gamma: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor | None, name: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`_check_inputs` for a loss taking labels ``[B, K]`` (called ``name`` in errors),
+    which must also be non-increasing along each row's real entries (lists sorted best-first)."""
+    try:
+        g, mask, labels = _check_inputs(gamma, mask, labels)
+    except ValueError as e:  # name the argument as the caller knows it
+        raise ValueError(str(e).replace("rewards", name)) from None
+    if labels is not None and g.shape[1] > 1:
+        both = mask[:, :-1] & mask[:, 1:]
+        rising = both & (labels[:, 1:] > labels[:, :-1])
+        if bool(rising.any()):
+            rows = rising.any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"{name} must be non-increasing along each row (lists are sorted best-first); "
+                f"offending rows: {rows[:10]}"
+            )
+    return g, mask, labels
+
+
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
@@ -156,12 +182,17 @@ def _low_fill(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     The fill is computed from detached values, so it carries no gradient; exp(fill - max) is
     exactly 0 in float32/float64. Shapes: g [B, K], mask [B, K] -> [B, K].
     """
+    return torch.where(mask, g, _fill_value(g, mask))
+
+
+def _fill_value(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, 1], no gradient: a finite value far below each row's smallest real score (0 - gap on
+    rows with no real entry), where ``exp(fill - any real score)`` is exactly 0."""
     with torch.no_grad():
         big = torch.finfo(g.dtype).max
         row_min = g.masked_fill(~mask, big).amin(dim=1, keepdim=True)
         row_min = torch.where(mask.any(dim=1, keepdim=True), row_min, torch.zeros_like(row_min))
-        fill = (row_min - (_PAD_GAP + row_min.abs())).clamp(min=torch.finfo(g.dtype).min)
-    return torch.where(mask, g, fill)
+        return (row_min - (_PAD_GAP + row_min.abs())).clamp(min=torch.finfo(g.dtype).min)
 
 
 def _valid_rows(mask: torch.Tensor) -> torch.Tensor:
@@ -202,23 +233,35 @@ def pairwise_loss(
 def contrastive_loss(
     gamma: torch.Tensor,
     mask: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Contrastive (InfoNCE) loss ``logsumexp(gamma) - gamma_1``: the best vs all the others.
 
+    With ``labels`` (higher is better), the negatives are only the entries whose label is
+    strictly below the best's: ``logsumexp_{j in {1} + {j : l_j < l_1}} gamma_j - gamma_1``, so
+    a response tied with the best is never pushed down (its gradient is 0). Without labels, or
+    when every label after the first is lower, it is the formula above.
+
     Args:
         gamma: [B, K] float scores, column 0 the best-ranked (positive) response.
         mask: [B, K] bool, True for real candidates (padding only at the end), or None.
+        labels: [B, K] float labels (e.g. rewards), non-increasing along each row, or None.
         reduction: "mean" (over rows with >= 2 real candidates), "sum", or "none".
 
     Returns:
         scalar tensor, or [B] per-row losses when ``reduction="none"``.
     """
     _check_reduction(reduction)
-    g, mask, _ = _check_inputs(gamma, mask)
+    g, mask, labels = _check_labels(gamma, mask, labels, "labels")
     if g.numel() == 0:
         return _reduce(g.sum(dim=1), mask, reduction)
-    per_row = torch.logsumexp(_low_fill(g, mask), dim=1) - g[:, 0]
+    keep = mask
+    if labels is not None:  # the best and the strictly worse entries: [B, K]
+        first = torch.zeros_like(mask)
+        first[:, 0] = True
+        keep = mask & (first | (labels < labels[:, :1]))
+    per_row = torch.logsumexp(_low_fill(g, keep), dim=1) - g[:, 0]
     per_row = per_row.masked_fill(~_valid_rows(mask), 0.0)
     return _reduce(per_row, mask, reduction)
 
@@ -308,16 +351,7 @@ def lambdarank_loss(
         raise ValueError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
     if weighting == "lipo" and rewards is None:
         raise ValueError('weighting="lipo" needs rewards (the labels psi) of shape [B, K]')
-    g, mask, rewards = _check_inputs(gamma, mask, rewards)
-    if rewards is not None and g.shape[1] > 1:
-        both = mask[:, :-1] & mask[:, 1:]
-        rising = both & (rewards[:, 1:] > rewards[:, :-1])
-        if bool(rising.any()):
-            rows = rising.any(dim=1).nonzero().flatten().tolist()
-            raise ValueError(
-                "rewards must be non-increasing along each row (lists are sorted best-first); "
-                f"offending rows: {rows[:10]}"
-            )
+    g, mask, rewards = _check_labels(gamma, mask, rewards, "rewards")
     if g.numel() == 0:
         return _reduce(g.sum(dim=1), mask, reduction)
     w = _pair_weights(g, mask, rewards, weighting)  # [B, K, K]
@@ -329,26 +363,50 @@ def lambdarank_loss(
 def listmle_loss(
     gamma: torch.Tensor,
     mask: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
     """ListMLE loss ``sum_i [logsumexp_{j>=i} gamma_j - gamma_i]`` (-log Plackett-Luce prob.).
 
-    The suffix log-sum-exp is computed with ``torch.logcumsumexp`` on the flipped row.
+    Without labels the suffix log-sum-exp is computed with ``torch.logcumsumexp`` on the
+    flipped row: the list's order is the one trained, ties or not.
+
+    With ``labels`` ``l`` (higher is better, non-increasing along the row), Plackett-Luce over
+    label groups: each response competes only with itself and the responses of strictly lower
+    label,
+
+        ``L = sum_{i=1..m} [ log( exp(gamma_i) + sum_{j : l_j < l_i} exp(gamma_j) ) - gamma_i ]``,
+
+    the negative log-likelihood that each response is picked first among itself and everything
+    labelled worse. Permuting equally labelled responses permutes the terms, so it changes
+    neither the loss nor its gradient; the worst group's terms are 0 (they only compete). When
+    all labels differ, ``{j : l_j < l_i} = {j > i}`` and it is the unlabelled loss. Binary
+    labels ``[1, 1, 0, 0]`` give ``sum_{i=1,2} [lse(gamma_i, gamma_3, gamma_4) - gamma_i]``,
+    ``2 ln 3`` at zero scores (instead of ``ln 4! = ln 24``).
 
     Args:
         gamma: [B, K] float scores, column 0 the best-ranked response.
         mask: [B, K] bool, True for real candidates (padding only at the end), or None.
+        labels: [B, K] float labels (e.g. rewards), non-increasing along each row, or None.
         reduction: "mean" (over rows with >= 2 real candidates), "sum", or "none".
 
     Returns:
         scalar tensor, or [B] per-row losses when ``reduction="none"``.
     """
     _check_reduction(reduction)
-    g, mask, _ = _check_inputs(gamma, mask)
+    g, mask, labels = _check_labels(gamma, mask, labels, "labels")
     if g.numel() == 0:
         return _reduce(g.sum(dim=1), mask, reduction)
-    filled = _low_fill(g, mask)
-    suffix = torch.logcumsumexp(filled.flip(1), dim=1).flip(1)  # [B, K]: lse_{j>=i} gamma_j
+    if labels is None:
+        filled = _low_fill(g, mask)
+        suffix = torch.logcumsumexp(filled.flip(1), dim=1).flip(1)  # [B, K]: lse_{j>=i} gamma_j
+    else:
+        K = g.shape[1]
+        eye = torch.eye(K, dtype=torch.bool, device=g.device).unsqueeze(0)
+        # pool[b, i, j]: response j competes in term i (itself, or a strictly lower label)
+        pool = mask.unsqueeze(1) & (eye | (labels.unsqueeze(1) < labels.unsqueeze(2)))
+        fill = _fill_value(g, mask).unsqueeze(2)  # [B, 1, 1], far below every real score
+        suffix = torch.logsumexp(torch.where(pool, g.unsqueeze(1), fill), dim=2)  # [B, K]
     terms = (suffix - g).masked_fill(~mask, 0.0)
     per_row = terms.sum(dim=1).masked_fill(~_valid_rows(mask), 0.0)
     return _reduce(per_row, mask, reduction)
@@ -438,8 +496,9 @@ def loss_and_push(
     Args:
         log_ratios: ``[K]`` floats, ``K >= 2``, best first.
         beta: ``> 0``, the scale of ``gamma``.
-        rewards: ``[K]`` non-increasing rewards for LambdaRank (tied rewards give no pair),
-            or None (every pair counts). The other losses ignore them.
+        rewards: ``[K]`` non-increasing rewards, or None: LambdaRank's (tied rewards give no
+            pair) and the labels of ListMLE and contrastive (no order trained between tied
+            responses), as the trainer passes them. Pairwise ignores them.
         names: losses to compute (default: all of :data:`LOSSES`, in its order).
 
     Returns:
@@ -459,7 +518,7 @@ def loss_and_push(
         x = r.clone().requires_grad_(True)
         gamma = (beta * x).unsqueeze(0)  # [1, K]
         fn = get_loss(name)
-        loss = fn(gamma, None, rw) if name == "lambdarank" else fn(gamma)
+        loss = fn(gamma) if name == "pairwise" else fn(gamma, None, rw)
         loss.backward()
         assert x.grad is not None
         out[name] = (float(loss.detach()), (0.0 - x.grad).tolist())  # 0.0 - g: no -0.0

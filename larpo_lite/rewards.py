@@ -11,9 +11,10 @@ vote needs neither.
 
 The binary verifier ties every correct response with every other, so a list of four
 ranked by it orders the correct ones (and the wrong ones) by sampling order, and a listwise
-loss partly learns that noise. :class:`GradedVerifierReranker` (``"graded_verifier"``) keeps
-the verifier's order and grades within each side (the paper's listwise gains come from
-graded reward-model scores). The ``reranker`` parameter (``Params.reranker``, passed on to
+loss partly learns that noise (the losses take the rewards as labels, so they train no order
+among ties). :class:`GradedVerifierReranker` (``"graded_verifier"``) keeps the verifier's order
+and grades within each side (the paper's listwise gains come from graded reward-model scores),
+and, like the verifier, gives a prompt with no correct response no order at all. The ``reranker`` parameter (``Params.reranker``, passed on to
 ``LoopConfig.reranker``) picks it when no ``reward_model`` is set.
 """
 
@@ -116,14 +117,22 @@ class GradedVerifierReranker:
     - brevity: ``1 / (1 + words / 20)``, the last tie-break: among otherwise equal responses
       the more concise one ranks first.
 
-    The score of a text depends on the whole candidate list only through agreement (the
-    multiset of answers), not on its position, so it is deterministic and order-free.
-    Responses whose components all match (the same text sampled twice, say) still tie;
-    :func:`larpo_lite.lists.rank_candidates` keeps their sampling order (a stable sort).
+    A list needs a right answer on top: when **no** candidate is correct, every score is 0.0
+    (the verifier's value), so the candidates tie and list selection skips the prompt, as
+    with the binary verifier. Grading them would make a wrong answer the "best" of its list,
+    which a contrastive loss then trains up (the all-wrong prompts made contrastive with
+    graded lists collapse). So the grade never lifts a wrong answer above a right one, and
+    breaks ties only within the right side and within the wrong side of a list that has both
+    (or within an all-right list).
 
-    Unlike the binary verifier, a prompt whose responses are all wrong (or all right) usually
-    gets distinct scores, so list selection keeps it (ordered by the grade) instead of
-    skipping it: more lists per round than the verifier gives on the same samples.
+    The score of a text depends on the whole candidate list only through agreement (the
+    multiset of answers) and whether any candidate is correct, not on its position, so it is
+    deterministic and order-free. Responses whose components all match (the same text sampled
+    twice, say) still tie; :func:`larpo_lite.lists.rank_candidates` keeps their sampling order
+    (a stable sort).
+
+    Unlike the binary verifier, a prompt whose responses are all right usually gets distinct
+    scores, so list selection keeps it (ordered by the grade) instead of skipping it.
     """
 
     name = "graded_verifier"
@@ -151,8 +160,11 @@ class GradedVerifierReranker:
               prompt: str | None = None) -> list[float]:
         if gold is None:
             raise ValueError("the graded verifier needs the gold answer")
+        comps = self.components(texts, gold)
+        if not any(c["correct"] for c in comps):  # no right answer to put on top: all tie
+            return [0.0] * len(comps)
         scores = []
-        for c in self.components(texts, gold):
+        for c in comps:
             q = sum(w * c[k] for k, w in self.WEIGHTS.items())
             scores.append(self.CORRECT_FLOOR + self.BAND * q if c["correct"] else self.BAND * q)
         return scores

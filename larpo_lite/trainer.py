@@ -86,8 +86,10 @@ class RankedList:
     Attributes:
         prompt: the full prompt string (chat template applied, e.g. by ``build_prompt``).
         responses: K candidate responses, ``responses[0]`` the best.
-        rewards: optional K rewards, non-increasing (used by LambdaRank: tie skipping and
-            the LiPO weights, and by the ranking accuracy).
+        rewards: optional K rewards, non-increasing: the labels of the losses (LambdaRank's
+            tie skipping and LiPO weights; ListMLE's label groups and contrastive's negatives,
+            so no order is trained between equally rewarded responses) and of the ranking
+            accuracy. Without rewards every loss trains the list's order as given.
     """
 
     prompt: str
@@ -630,7 +632,9 @@ def _micro_step(
     ref = cache.get(prompts, responses).to(device)  # [N]
     gamma, mask = pad_to_lists(config.beta * (pol - ref), counts)  # [B, K]
     rewards = _rewards_tensor(lists, device)
-    if config.objective == "lambdarank":
+    if config.objective in ("lambdarank", "listmle", "contrastive"):
+        # the rewards as labels: tied responses give no pair (LambdaRank), no trained order
+        # (ListMLE's label groups) and no negative tied with the best (contrastive)
         loss = loss_fn(gamma, mask, rewards, reduction="mean", **loss_kwargs)
     else:
         loss = loss_fn(gamma, mask, reduction="mean")

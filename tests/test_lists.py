@@ -100,3 +100,58 @@ def test_split_k():
     assert split_k(5, [1.0, 0.5]) == [3, 2]
     with pytest.raises(ValueError):
         split_k(1, [1.0, 0.5])
+
+
+# ---------------------------------------------------------------- no label noise in the lists
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from larpo_lite.lists import select_counted  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0]), min_size=1, max_size=10), st.integers(0, 99))
+def test_binary_lists_train_the_best_only_against_strictly_worse_responses(labels, seed):
+    r = rank_candidates("p", [f"r{i}" for i in range(len(labels))], labels)
+    c = select(r, "top1_bottom3")
+    if c is not None:  # the contrastive softmax: a right answer vs wrong answers only
+        assert 2 <= len(c.responses) <= 4 and c.rewards[0] == 1.0
+        assert all(x < c.rewards[0] for x in c.rewards[1:])
+    t = select(r, "top2_bottom2")
+    if t is not None:  # a right answer on top, the bottom two strictly worse
+        assert 3 <= len(t.responses) <= 4 and t.rewards[0] == 1.0
+        assert all(x < t.rewards[0] for x in t.rewards[2:])
+        assert t.rewards == sorted(t.rewards, reverse=True)
+    for strategy in ("best_worst", "random_pair"):
+        pair = select(r, strategy, random.Random(seed))
+        assert pair is None or pair.rewards == [1.0, 0.0]
+    got = (c is not None, t is not None)
+    assert got == ((len(labels) >= 4 and 0 < sum(labels) < len(labels)),) * 2
+
+
+def test_bottom3_holds_wrong_answers_only_when_most_are_right():
+    # 6 of 8 right: the old bottom 3 held a right answer; now the best vs the two wrong ones
+    r = ranked([1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    c = select(r, "top1_bottom3")
+    assert c.responses == ["r0", "r1", "r5"] and c.rewards == [1.0, 0.0, 0.0]
+    t = select(r, "top2_bottom2")
+    assert t.responses == ["r0", "r2", "r1", "r5"] and t.rewards == [1.0, 1.0, 0.0, 0.0]
+    # 7 of 8 right: one negative each
+    r7 = ranked([1.0] * 7 + [0.0])
+    assert select(r7, "top1_bottom3").responses == ["r0", "r7"]
+    assert select(r7, "top2_bottom2").responses == ["r0", "r1", "r7"]
+    # 1 of 8 right: top2's second entry is a wrong answer, tied with the bottom two
+    r1 = ranked([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    assert select(r1, "top2_bottom2").rewards == [1.0, 0.0, 0.0, 0.0]
+    assert select(r1, "top1_bottom3").responses == ["r3", "r5", "r6", "r7"]
+
+
+def test_select_counted_counts_skipped_and_shortened_lists():
+    rk = [ranked([1.0] * 7 + [0.0]), ranked([1.0] * 4 + [0.0] * 4), ranked([0.0] * 8),
+          ranked([1.0, 1.0, 1.0, 0.0, 0.0]), ranked([1.0, 0.0])]
+    lists, counts = select_counted(rk, "top1_bottom3")
+    assert counts == {"skipped": 2, "shortened": 2, "lists": 3}
+    assert [len(x.responses) for x in lists] == [2, 4, 3]
+    assert select_lists(rk, "top1_bottom3") == (lists, 2)  # the old two-value form
+    assert select_counted(rk, "top2_bottom2")[1] == {"skipped": 2, "shortened": 1, "lists": 3}
+    assert select_counted(rk, "full")[1] == {"skipped": 1, "shortened": 0, "lists": 4}

@@ -28,6 +28,8 @@ CASES = [
     ("lambdarank", "lambdarank", False, {}),
     ("lambdarank_ties", "lambdarank", True, {"weighting": "none"}),
     ("lipo", "lambdarank", True, {"weighting": "lipo"}),
+    ("listmle_labels", "listmle", True, {}),
+    ("contrastive_labels", "contrastive", True, {}),
 ]
 CASE_IDS = [c[0] for c in CASES]
 
@@ -35,6 +37,8 @@ CASE_IDS = [c[0] for c in CASES]
 def call(case, gamma, mask=None, rewards=None, **kw):
     _, name, uses_rewards, extra = case
     fn = L.get_loss(name)
+    if uses_rewards and name in ("listmle", "contrastive"):  # the rewards as labels
+        return fn(gamma, mask, labels=rewards, **extra, **kw)
     if uses_rewards:
         return fn(gamma, mask, rewards=rewards, **extra, **kw)
     return fn(gamma, mask, **kw)
@@ -603,3 +607,102 @@ def test_pairwise_matches_trl_dpo_sigmoid_loss():
 
     torch.testing.assert_close(ours, trl_loss.to(ours.dtype), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(our_grad, trl_grad, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- labels (no label noise)
+
+
+def _group_permutation(labels_row, gen):
+    """A permutation of positions that only swaps entries of equal label ([K] long)."""
+    perm = torch.arange(labels_row.numel())
+    for v in labels_row.unique():
+        idx = (labels_row == v).nonzero().flatten()
+        perm[idx] = idx[torch.randperm(idx.numel(), generator=gen)]
+    return perm
+
+
+@pytest.mark.parametrize("name", ["listmle", "contrastive"])
+@FAST
+@given(data=batches(max_abs=30.0, allow_empty_rows=False), seed=st.integers(0, 2**16))
+def test_labels_permuting_equally_labelled_responses_changes_nothing(name, data, seed):
+    """Within a label group no order is trained: loss equal, gradient permuted along.
+    (Contrastive's positive is column 0 by definition: its permutations keep it in place.)"""
+    gamma, mask, labels = data
+    gen = torch.Generator().manual_seed(seed)
+    groups = labels.masked_fill(~mask, -1.0)  # padding is its own group
+    if name == "contrastive":
+        groups[:, 0] = 2.0
+    perm = torch.stack([_group_permutation(groups[b], gen) for b in range(gamma.shape[0])])
+    fn = L.get_loss(name)
+    g1 = gamma.clone().requires_grad_(True)
+    g2 = gamma.gather(1, perm).requires_grad_(True)
+    l1, l2 = fn(g1, mask, labels, reduction="none"), fn(g2, mask, labels, reduction="none")
+    torch.testing.assert_close(l2, l1, rtol=1e-12, atol=1e-12)
+    l1.sum().backward()
+    l2.sum().backward()
+    torch.testing.assert_close(g2.grad, g1.grad.gather(1, perm), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["listmle", "contrastive"])
+def test_labels_all_different_give_the_unlabelled_loss(name):
+    gen = torch.Generator().manual_seed(3)
+    gamma = torch.randn(6, 5, generator=gen, dtype=torch.float64) * 2
+    mask = lengths_to_mask([5, 4, 2, 3, 5, 0], 5)
+    labels = torch.rand(6, 5, generator=gen, dtype=torch.float64).sort(1, descending=True).values
+    fn = L.get_loss(name)
+    torch.testing.assert_close(fn(gamma, mask, labels, reduction="none"),
+                               fn(gamma, mask, reduction="none"), rtol=1e-12, atol=0)
+    # contrastive only needs every label below the first's
+    if name == "contrastive":
+        ties_below = torch.tensor([[1.0, 0.5, 0.5, 0.0, 0.0]] * 6, dtype=torch.float64)
+        torch.testing.assert_close(fn(gamma, mask, ties_below), fn(gamma, mask))
+
+
+def test_listmle_labels_hand_computed():
+    a, b, c, d = 1.0, -0.5, 0.3, 2.0
+    gamma = torch.tensor([[a, b, c, d]], dtype=torch.float64, requires_grad=True)
+
+    def lse(*x):
+        return math.log(sum(math.exp(v) for v in x))
+
+    # binary labels: each right answer against the two wrong ones, nothing among equals
+    got = L.listmle_loss(gamma, labels=torch.tensor([[1.0, 1.0, 0.0, 0.0]]))
+    assert got.item() == pytest.approx(lse(a, c, d) - a + lse(b, c, d) - b, rel=1e-12)
+    # three levels: [1, .5, .5, 0]
+    got3 = L.listmle_loss(gamma, labels=torch.tensor([[1.0, 0.5, 0.5, 0.0]]))
+    want3 = (lse(a, b, c, d) - a) + (lse(b, d) - b) + (lse(c, d) - c)
+    assert got3.item() == pytest.approx(want3, rel=1e-12)
+    # gradient of the binary case by hand: d/dd = e^d/(e^a+e^c+e^d) + e^d/(e^b+e^c+e^d)
+    got.backward()
+    ea, eb, ec, ed = (math.exp(v) for v in (a, b, c, d))
+    want_grad = [ea / (ea + ec + ed) - 1, eb / (eb + ec + ed) - 1,
+                 ec / (ea + ec + ed) + ec / (eb + ec + ed), ed / (ea + ec + ed) + ed / (eb + ec + ed)]
+    assert gamma.grad[0].tolist() == pytest.approx(want_grad, rel=1e-12)
+    # at zero scores: 2 ln 3 with binary labels (ln 24 = every position trained, without)
+    z = torch.zeros(1, 4, dtype=torch.float64)
+    assert L.listmle_loss(z, labels=torch.tensor([[1.0, 1.0, 0.0, 0.0]])).item() == pytest.approx(
+        2 * math.log(3))
+    assert L.listmle_loss(z, labels=torch.tensor([[1.0, 0.0, 0.0, 0.0]])).item() == pytest.approx(
+        math.log(4))
+    assert L.listmle_loss(z).item() == pytest.approx(math.log(24))
+
+
+def test_contrastive_labels_leave_ties_with_the_best_out_of_the_softmax():
+    gamma = torch.tensor([[0.2, 1.5, -0.3, 0.4]], dtype=torch.float64, requires_grad=True)
+    loss = L.contrastive_loss(gamma, labels=torch.tensor([[1.0, 1.0, 0.0, 0.0]]))
+    want = math.log(math.exp(0.2) + math.exp(-0.3) + math.exp(0.4)) - 0.2
+    assert loss.item() == pytest.approx(want, rel=1e-12)
+    loss.backward()
+    assert gamma.grad[0, 1].item() == 0.0  # a right answer is never a negative
+    assert L.contrastive_loss(gamma.detach(), labels=torch.ones(1, 4)).item() == 0.0
+
+
+def test_bad_labels_raise():
+    g = torch.randn(2, 3)
+    for fn in (L.listmle_loss, L.contrastive_loss):
+        with pytest.raises(ValueError, match="labels must be non-increasing"):
+            fn(g, labels=torch.tensor([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]]))
+        with pytest.raises(ValueError, match="labels shape"):
+            fn(g, labels=torch.zeros(2, 4))
+        with pytest.raises(ValueError, match="labels must be finite"):
+            fn(g, labels=torch.tensor([[math.nan, 0.0, 0.0], [1.0, 1.0, 0.0]]))

@@ -157,3 +157,39 @@ def test_graded_verifier_is_selectable_by_the_reranker_parameter():
     cfg = LoopConfig.from_params(Params.load("smoke", reranker="graded_verifier"))
     assert cfg.reranker == "graded_verifier"
     assert isinstance(reranker_for(cfg.reward_model, cfg.reranker), GradedVerifierReranker)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_response | st.sampled_from(["no idea", "", "#### ", "####42"]), min_size=2,
+                max_size=10), st.integers(0, 10))
+def test_graded_lists_have_a_right_answer_on_top(texts, gold):
+    """A graded list is kept only with a correct best response; its wrong answers stay below
+    every right one, graded among themselves."""
+    scores = GradedVerifierReranker().score(texts, str(gold))
+    ranked = rank_candidates("p", texts, scores)
+    right = VerifierReranker().score(ranked.texts, str(gold))
+    for strategy in ("best_worst", "top1_bottom3", "top2_bottom2", "full"):
+        picked = select(ranked, strategy)
+        if picked is None:
+            continue
+        assert VerifierReranker().score(picked.responses[:1], str(gold)) == [1.0]
+        negatives = {"full": [], "top2_bottom2": picked.rewards[2:]}.get(strategy,
+                                                                        picked.rewards[1:])
+        assert all(x < picked.rewards[0] for x in negatives)
+    if not any(right):  # all wrong: no order at all, every strategy skips
+        assert set(scores) == {0.0}
+        assert all(select(ranked, s) is None for s in ("best_worst", "top1_bottom3", "full"))
+
+
+def test_graded_verifier_skips_a_list_whose_best_is_wrong():
+    r = GradedVerifierReranker()
+    wrong = ["#### 41", "The answer is 400", "I do not know", "#### -42", "#### 41"]
+    assert r.score(wrong, "42") == [0.0] * 5  # graded before: #### 41 was its "best"
+    assert select(rank_candidates("p", wrong, r.score(wrong, "42")), "top1_bottom3") is None
+    # one right answer: it tops the list, the wrong ones are graded below it
+    texts = wrong + ["6 * 7 = 42\n#### 42"]
+    s = r.score(texts, "42")
+    assert s[-1] >= 0.55 and len({round(x, 9) for x in s[:4]}) == 4 and max(s[:5]) <= 0.45
+    c = select(rank_candidates("p", texts, s), "top1_bottom3")
+    assert c.responses[0] == texts[-1] and c.responses[1:] == ["#### -42", "The answer is 400",
+                                                                 "I do not know"]
