@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import os
 import re
 import types
@@ -286,6 +287,10 @@ _AT_LEAST: tuple[tuple[str, float, bool], ...] = (
     ("loop_temperatures", 0, False),
     ("negative_temperatures", 0, False), ("list_sizes", 2, False), ("mix_temperatures", 0, False),
 )
+# (parameter, highest allowed value). A model's own position limit is checked where the model
+# is known (sampling.HFSampler, the vLLM engine); this bound refuses what no model can hold.
+MAX_NEW_TOKENS = 131_072
+_AT_MOST: tuple[tuple[str, float], ...] = (("max_new_tokens", MAX_NEW_TOKENS),)
 _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "dtype": ("dtype", DTYPES), "train_dtype": ("training dtype", TRAIN_DTYPES),
     "backend": ("sampling backend", BACKENDS), "task": ("task", TASKS),
@@ -312,6 +317,11 @@ def _validate(values: dict[str, Any], where: Callable[[str], str]) -> dict[str, 
         if not clean[key]:
             raise bad(key, "a non-empty list" if isinstance(clean[key], list) else "non-empty",
                       clean[key])
+    for key, value in clean.items():  # inf (YAML reads 1e400 and .inf so): no lower bound refuses it
+        items = value if isinstance(value, list) else [value]  # (NaN fails every range check below)
+        if any(isinstance(v, float) and math.isinf(v) for v in items):
+            raise bad(key, "a list of finite numbers" if isinstance(value, list) else "a finite number",
+                      value)
     for key, low, strict in _AT_LEAST:
         items = clean[key] if isinstance(clean[key], list) else [clean[key]]
         for v in items:
@@ -319,6 +329,10 @@ def _validate(values: dict[str, Any], where: Callable[[str], str]) -> dict[str, 
                 what = f"{'>' if strict else '>='} {low}"
                 raise bad(key, f"a list of values {what}" if isinstance(clean[key], list) else what,
                           clean[key])
+    for key, high in _AT_MOST:
+        if clean[key] > high:
+            raise bad(key, f"<= {high} (no model holds more positions; a model's own limit is "
+                      "checked when it loads)", clean[key])
     if not 0 < clean["top_p"] <= 1:
         raise bad("top_p", "in (0, 1]", clean["top_p"])
     device = clean["device"]

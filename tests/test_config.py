@@ -163,3 +163,26 @@ def test_choices_match_the_modules_that_read_them():
 def test_unknown_reranker_is_refused_at_construction():
     with pytest.raises(ValueError, match="parameter 'reranker': unknown reranker 'grade'"):
         Params(reranker="grade")
+
+
+@pytest.mark.parametrize(("overrides", "key", "expected"), [
+    ({"lr": float("inf")}, "lr", "must be a finite number"),
+    ({"beta": float("inf")}, "beta", "must be a finite number"),
+    ({"temperature": float("inf")}, "temperature", "must be a finite number"),
+    ({"temperatures": [0.7, float("inf")]}, "temperatures", "must be a list of finite numbers"),
+    ({"loop_temperatures": [float("-inf")]}, "loop_temperatures", "finite"),
+    ({"negative_temperatures": [float("inf")]}, "negative_temperatures", "finite"),
+    ({"mix_temperatures": [1.0, float("inf")]}, "mix_temperatures", "finite"),
+    ({"max_new_tokens": 100_000_000}, "max_new_tokens", "must be <= 131072"),
+])
+def test_infinite_numbers_and_impossible_lengths_are_refused(overrides, key, expected):
+    test_bad_values_are_refused_when_params_are_built(overrides, key, expected)
+
+
+def test_yaml_infinities_in_a_preset_file_are_refused_naming_file_and_key(tmp_path):
+    for text, key in (("lr: 1e400", "lr"), ("temperature: .inf", "temperature"),
+                      ("loop_temperatures: [0.7, 1e999]", "loop_temperatures")):
+        path = tmp_path / "mine.yaml"
+        path.write_text(f"based_on: smoke\n{text}\n")
+        with pytest.raises(ParamsError, match=f"^{path}: parameter '{key}' must be a .*finite"):
+            Params.load(str(path))
