@@ -12,15 +12,18 @@ from larpo_lite.paths import repo_root
 
 @pytest.mark.slow
 @pytest.mark.parametrize("number", ["03", "05"])
-def test_a_smoke_recording_replays_to_the_same_metrics_and_figures(number, tmp_path):
+def test_a_smoke_recording_replays_to_the_same_metrics_and_figures(number, tmp_path, monkeypatch):
     recorded = {"reports": tmp_path / "rec" / "reports", "figures": tmp_path / "rec" / "figures"}
     replayed = {"reports": tmp_path / "rep" / "reports", "figures": tmp_path / "rep" / "figures"}
     run_notebooks("smoke", only=[number], out_dir=tmp_path / "rec", overrides={
         "record_dir": str(tmp_path / "records"), "reports_dir": str(recorded["reports"]),
         "figures_dir": str(recorded["figures"])})
+    # replay never loads a model: the kernel's model cache cannot even be created (a replay
+    # must keep the recording's model_name, so a missing model cannot show it)
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("LARPO_LITE_CACHE", str(tmp_path / "not-a-folder" / "cache"))
     (out,) = run_notebooks("smoke", only=[number], out_dir=tmp_path / "rep", overrides={
         "replay": True, "replay_dir": str(tmp_path / "records"),
-        "model_name": str(tmp_path / "no-such-model"),  # replay never loads one
         "reports_dir": str(replayed["reports"]), "figures_dir": str(replayed["figures"])})
     stem = out.stem
     assert replay.differences(stem, recorded, replayed) == []
