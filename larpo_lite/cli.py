@@ -8,6 +8,7 @@ the file or parameter, with exit code 2; any other exception is a bug and keeps 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -15,11 +16,14 @@ from collections.abc import Sequence
 
 
 def _floats(option: str, text: str, positive: bool = False) -> list[float]:
-    """A comma-separated option as floats; a bad item is a ValueError naming the option."""
+    """A comma-separated option as floats; a bad item (not a number, inf or nan: ``float``
+    reads those words) is a ValueError naming the option."""
     try:
         values = [float(x) for x in text.split(",")]
     except ValueError:
         raise ValueError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{option}: every value must be a finite number, got {text!r}")
     if positive and not all(v > 0 for v in values):
         raise ValueError(f"{option}: every value must be > 0, got {text!r}")
     return values

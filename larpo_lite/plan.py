@@ -27,6 +27,7 @@ peak counts live tensors, and with the default allocator for comparison.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,11 @@ def plan_memory(
     if lora_r < 0 or lists_per_step < 1 or k_train < 1 or grad_accum < 1 or num_processes < 1:
         raise ValueError("lora_r must be >= 0; lists_per_step, k_train, grad_accum and "
                          "num_processes >= 1")
+    if prompt_tokens < 1 or max_new_tokens < 1:
+        raise ValueError(f"prompt_tokens (--prompt-tokens) and max_new_tokens must be >= 1, got "
+                         f"{prompt_tokens} and {max_new_tokens}")
+    if gpu_gib is not None and not (math.isfinite(gpu_gib) and gpu_gib > 0):
+        raise ValueError(f"gpu_gib (--gpu-gib) must be a finite number of GiB > 0, got {gpu_gib}")
     wb = DTYPE_BYTES[weight_dtype]
     ab = DTYPE_BYTES[act_dtype or weight_dtype]
     n = arch.n_params()
@@ -364,7 +370,7 @@ def plan_preset(params: Any, gpu_gib: float | None = None, prompt_tokens: int | 
         arch, weight_dtype=train_dtype if params.lora_r > 0 else "float32", act_dtype=train_dtype,
         lora_r=params.lora_r, lists_per_step=params.lists_per_step, k_train=params.k_train,
         grad_accum=getattr(params, "grad_accum", 1),
-        prompt_tokens=prompt_tokens or PROMPT_TOKENS.get(task, 256),
+        prompt_tokens=PROMPT_TOKENS.get(task, 256) if prompt_tokens is None else prompt_tokens,
         max_new_tokens=params.max_new_tokens, num_processes=num_processes, sharded=sharded,
         vllm=params.backend == "vllm", vllm_prompts=params.n_test, n_samples=params.n_samples,
         vllm_max_num_seqs=params.batch_size, vllm_dtype=sample_dtype, reward_model=rm,

@@ -109,3 +109,15 @@ def test_notebooks_all_done_line_only_from_the_parent(monkeypatch, capsys, child
         monkeypatch.delenv(notebooks.CHILD_ENV, raising=False)
     assert cli.main(["notebooks", "--preset", "smoke", "--only", "08"]) == 0
     assert ("all done in" in capsys.readouterr().out) is not child
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["loop", "--preset", "smoke", "--temperatures", "inf"],
+     "--temperatures: every value must be a finite number, got 'inf'"),
+    (["loop", "--preset", "smoke", "--temperatures", "0.7,nan"], "--temperatures: every value"),
+    (["tune", "--preset", "smoke", "--lrs", "1e-3,inf"], "--lrs: every value must be a finite"),
+    (["tune", "--preset", "smoke", "--betas", "1e400"], "--betas: every value must be a finite"),
+])
+def test_infinite_and_nan_options_are_refused_naming_the_option(argv, named, capsys, no_model_loads):
+    assert cli.main(argv) == 2
+    assert named in _error_line(capsys)

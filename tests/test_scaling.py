@@ -217,3 +217,19 @@ def test_presets_tasks_are_known():
     for name in list_presets():
         assert Params.load(name).task in TASKS, name
     assert yaml.safe_load((repo_root() / "params" / "gpu-7b.yaml").read_text())["task"] == "gsm8k"
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--gpu-gib", "-1"], "--gpu-gib) must be a finite number of GiB > 0, got -1"),
+    (["--gpu-gib", "0"], "--gpu-gib) must be a finite number of GiB > 0"),
+    (["--gpu-gib", "inf"], "got inf"),
+    (["--gpu-gib", "nan"], "got nan"),
+    (["--prompt-tokens", "-5"], "--prompt-tokens) and max_new_tokens must be >= 1"),
+    (["--prompt-tokens", "0"], "--prompt-tokens) and max_new_tokens must be >= 1, got 0"),
+])
+def test_cli_plan_refuses_impossible_gpus_and_prompts(argv, named, capsys):
+    from larpo_lite.cli import main
+
+    assert main(["plan", "--preset", "gpu-7b", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("larpo-lite: error: ") and named in err
