@@ -1,0 +1,229 @@
+"""The arms of the full loop (notebook 07): Algorithm 1 over several rounds, every looping arm
+on one sampling budget, seeds on the headline arms, and comparisons that carry the seeds'
+spread.
+
+Introduced in notebooks/07_larpo_loop.
+
+The arms (:func:`equal_budget_arms`):
+
+- **iterative DPO** (headline): pairwise on the best vs the worst of the same ``k`` responses
+  per prompt that LARPO ranks (the RLHFlow recipe), from its own policy, every round;
+- **LARPO, each listwise objective**: lists from the same ``k``; the objective with the best
+  validation change in the study is the headline arm, the others run one seed;
+- **offline DPO**: one training on the initial policy's samples for all rounds' prompts;
+- optionally the paper's **k=2 iterative DPO**, marked ``unequal_budget`` (it samples fewer).
+
+Every arm uses the preset's reference policy and its own step size chosen on validation
+(:mod:`larpo_lite.tune`). Headline arms run every seed of ``seeds`` through every round; a
+comparison of arms with seeds resamples both seeds and problems (:func:`seeded_comparison`,
+``se_kind`` "bootstrap over seeds and problems"), so training noise enters its standard error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .loop import LoopConfig, iterative_dpo_config, offline_config, per_problem
+from .metrics import paired_stats, paired_verdict
+
+MDE_Z = 2.8  # 80% power at two-sided alpha 0.05: 1.96 + 0.84
+LISTWISE = ("contrastive", "lambdarank", "listmle")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the loop comparison.
+
+    Attributes:
+        name: the arm's label ("iterative DPO", "LARPO listmle", "offline DPO", ...).
+        config: its loop set-up (seed 0's; the other seeds replace ``seed``).
+        seeds: the seeds it runs.
+        headline: one of the two headline arms (iterative DPO and the listwise objective
+            chosen on validation).
+        unequal_budget: it samples fewer responses than the other looping arms (k=2).
+        looping: it runs rounds of sample -> train (False for offline DPO).
+    """
+
+    name: str
+    config: LoopConfig
+    seeds: tuple[int, ...]
+    headline: bool = False
+    unequal_budget: bool = False
+    looping: bool = True
+
+    def configs(self) -> list[LoopConfig]:
+        """One config per seed (seed replaces LoRA init, list order and sampling seeds)."""
+        return [dataclasses.replace(self.config, seed=s) for s in self.seeds]
+
+
+def headline_objective(tuned: dict[str, dict[str, Any]], objectives: Sequence[str]) -> str:
+    """The listwise objective with the largest validation change in the study's choices
+    (``tune.chosen_settings``); the first listwise one of ``objectives`` without a study."""
+    listwise = [o for o in objectives if o in LISTWISE]
+    if not listwise:
+        raise ValueError(f"no listwise objective among {list(objectives)}")
+    scored = [o for o in listwise if "diff" in tuned.get(o, {})]
+    return max(scored, key=lambda o: tuned[o]["diff"]) if scored else listwise[0]
+
+
+def _at(cfg: LoopConfig, tuned: dict[str, dict[str, Any]], key: str) -> LoopConfig:
+    c = tuned.get(key)
+    return dataclasses.replace(cfg, lr=float(c["lr"]), beta=float(c.get("beta", cfg.beta))) if c else cfg
+
+
+def equal_budget_arms(base: LoopConfig, tuned: dict[str, dict[str, Any]],
+                      objectives: Sequence[str], seeds: Sequence[int],
+                      paper_k2: bool = True) -> list[Arm]:
+    """The arms of notebook 07 (see the module doc), each at its lr chosen on validation.
+
+    Args:
+        base: the preset's loop set-up (``LoopConfig.from_params``): rounds, prompts per
+            round, ``k``, temperatures, memory and reference shared by every looping arm.
+        tuned: ``{objective: {"lr": ..., "beta": ..., "diff": ...}}`` from the study.
+        objectives: the objectives of the preset; its listwise ones run as LARPO.
+        seeds: the headline arms' seeds (the first one for the others).
+        paper_k2: add the paper's iterative DPO at k=2 as an ``unequal_budget`` row.
+    """
+    if not seeds:
+        raise ValueError("give at least one seed")
+    seeds, one = tuple(seeds), (seeds[0],)
+    head = headline_objective(tuned, objectives)
+    dpo = _at(dataclasses.replace(base, objective="pairwise", strategy="best_worst",
+                                  negative_tier=None), tuned, "pairwise")
+    arms = [Arm("iterative DPO", dpo, seeds, headline=True)]
+    for o in objectives:
+        if o in LISTWISE:
+            cfg = _at(dataclasses.replace(base, objective=o, strategy=None), tuned, o)
+            arms.append(Arm(f"LARPO {o}", cfg, seeds if o == head else one, headline=o == head))
+    arms.append(Arm("offline DPO", offline_config(dpo), one, looping=False))
+    if paper_k2 and base.k != 2:
+        arms.append(Arm("iterative DPO, k=2 (paper)", iterative_dpo_config(dpo), one,
+                        unequal_budget=True))
+    return arms
+
+
+Runner = Callable[[LoopConfig], list[dict[str, Any]]]
+
+
+def run_arms(arms: Sequence[Arm], runner: Runner) -> dict[str, list[list[dict[str, Any]]]]:
+    """Every arm's runs, one per seed: ``{arm: [rows of seed 0, rows of seed 1, ...]}``.
+
+    ``runner(cfg)`` runs (or reads back) one loop run and returns its rows, e.g.
+    ``lambda cfg: loop.run_shared(cfg, preset)``."""
+    return {a.name: [runner(cfg) for cfg in a.configs()] for a in arms}
+
+
+def scores(runs: Sequence[Sequence[dict[str, Any]]], split: str = "test",
+           round_: int = -1) -> np.ndarray:
+    """``[seeds, problems]`` per-problem scores of each seed's run at ``round_`` (-1: last)."""
+    return np.stack([per_problem(rows[round_], split) for rows in runs])
+
+
+def seeded_comparison(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0
+                      ) -> dict[str, Any]:
+    """``a`` minus ``b`` on the same problems, each ``[seeds, problems]`` (one row per seed).
+
+    ``diff`` is the difference of the seed-averaged accuracies. With one seed on both sides the
+    standard error is the paired one over problems (``se_kind`` "paired over problems");
+    otherwise a two-level bootstrap resamples the problems (the same draw for both arms:
+    paired) and, within each arm, its seeds, so the seeds' spread enters ``se`` (``se_kind``
+    "bootstrap over seeds and problems"). ``mde`` is the 80%-power minimum detectable effect,
+    ``2.8 se``; the verdict is the 2-SE rule."""
+    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"the arms were scored on different problems: {a.shape} vs {b.shape}")
+    n = a.shape[1]
+    diff = float(a.mean() - b.mean())
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        ps = paired_stats(b[0], a[0])
+        se, kind = ps.se, "paired over problems"
+        gained, lost = ps.gained, ps.lost
+    else:
+        rng = np.random.default_rng(seed)
+        probs = rng.integers(0, n, size=(n_boot, n))
+        sa = rng.integers(0, a.shape[0], size=(n_boot, a.shape[0]))
+        sb = rng.integers(0, b.shape[0], size=(n_boot, b.shape[0]))
+        boots = np.empty(n_boot)
+        for i in range(n_boot):
+            boots[i] = a[sa[i]][:, probs[i]].mean() - b[sb[i]][:, probs[i]].mean()
+        se, kind = float(boots.std(ddof=1)), "bootstrap over seeds and problems"
+        d = a.mean(axis=0) - b.mean(axis=0)
+        gained, lost = int(np.sum(d > 0)), int(np.sum(d < 0))
+    return {"diff": diff, "se": se, "se_kind": kind, "mde": MDE_Z * se, "n": n,
+            "seeds": [int(a.shape[0]), int(b.shape[0])], "gained": gained, "lost": lost,
+            "verdict": paired_verdict(diff, se)}
+
+
+def curve(runs: Sequence[Sequence[dict[str, Any]]], split: str = "test") -> dict[str, list[float]]:
+    """Per round (0 = the starting policy): the seed-averaged score and twice its standard
+    error against round 0 (paired over problems, seeds resampled with them when there are
+    several: :func:`seeded_comparison`)."""
+    rounds = min(len(r) for r in runs)
+    start = scores(runs, split, 0)
+    means, bars = [], []
+    for s in range(rounds):
+        now = scores(runs, split, s)
+        means.append(float(now.mean()))
+        bars.append(0.0 if s == 0 else 2 * seeded_comparison(now, start)["se"])
+    return {"mean": means, "two_se": bars}
+
+
+def over_optimized_rounds(rows: Sequence[dict[str, Any]], split: str = "val") -> list[dict[str, Any]]:
+    """Rounds whose score fell beyond 2 paired SE from the round before (one run)."""
+    out = []
+    for prev, now in zip(rows[:-1], rows[1:], strict=True):
+        ps = paired_stats(per_problem(prev, split), per_problem(now, split))
+        if ps.verdict == "worse":
+            out.append({"round": now["iteration"], "diff": ps.diff, "se": ps.se, "split": split})
+    return out
+
+
+def arm_rows(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """``metrics.arms`` of notebook 07: one row per arm (the initial policy is round 0 of
+    ``test_greedy``, not a row of its own)."""
+    out = []
+    for a in arms:
+        r = runs[a.name]
+        c = curve(r, "test")
+        row = {"arm": a.name, "objective": a.config.objective, "k": a.config.k,
+               "lr": a.config.lr, "beta": a.config.beta, "reference": a.config.reference,
+               "seeds": len(a.seeds), "seed_list": list(a.seeds),
+               "rounds": len(r[0]) - 1, "headline": a.headline, "looping": a.looping,
+               "prompts_per_round": a.config.prompts_per_iter,
+               "sampled_per_round": a.config.prompts_per_iter * a.config.k,
+               "test_greedy": c["mean"], "test_two_se": c["two_se"],
+               "val_greedy_seed0": [x.get("val_greedy") for x in r[0]],
+               "over_optimized_seed0": over_optimized_rounds(r[0]) if "val_correct" in r[0][0] else [],
+               "lists_per_round_seed0": [x.get("lists") for x in r[0][1:]],
+               "seconds": round(sum(x.get("seconds", 0.0) for rows in r for x in rows[1:]), 1)}
+        if a.unequal_budget:
+            row["unequal_budget"] = True
+        out.append(row)
+    return out
+
+
+def compare(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]], a: str, b: str,
+            split: str = "test") -> dict[str, Any]:
+    """One ``metrics.comparisons`` row: arm ``a`` minus arm ``b`` after their last rounds
+    (``b`` may be "init": round 0 of ``a``'s first seed), with the seeds' spread in ``se``."""
+    names = {x.name for x in arms}
+    for name in (a, b):
+        if name != "init" and name not in names:
+            raise ValueError(f"no arm {name!r}; arms: {sorted(names)}")
+    sa = scores(runs[a], split)
+    sb = scores(runs[a], split, 0)[:1] if b == "init" else scores(runs[b], split)
+    row = {"a": a, "b": b, **seeded_comparison(sa, sb)}
+    single = [x for x in (a, b) if x != "init" and len(runs[x]) == 1]
+    if single and row["verdict"] != "inconclusive":
+        row["note"] = f"single-seed: {', '.join(single)}"
+    return row
+
+
+def last_vs_first(runs: Sequence[Sequence[dict[str, Any]]], split: str = "test") -> dict[str, Any]:
+    """The last round against round 1, paired (seeds resampled): what the later rounds added."""
+    return seeded_comparison(scores(runs, split, -1), scores(runs, split, 1))
