@@ -197,6 +197,7 @@ class LoopConfig:
         for name in ("iterations", "prompts_per_iter", "k", "epochs", "lists_per_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_numbers()
         if self.eval_split not in EVAL_SPLITS:
             raise ValueError(f"unknown eval_split {self.eval_split!r}; valid: {', '.join(EVAL_SPLITS)}")
         if self.eval_split == "validation" and self.n_val < 1:
@@ -205,6 +206,33 @@ class LoopConfig:
         L.split_k(self.k, self.temperatures)
         if self.task == "mini_gsm" and self.iterations * self.prompts_per_iter > 1000:
             raise ValueError("iterations * prompts_per_iter exceeds the 1000 train problems")
+
+    def _check_numbers(self) -> None:
+        """Finite numbers in range (``inf`` passes every lower bound; NaN no comparison)."""
+        from .config import MAX_NEW_TOKENS
+
+        floats = {"lr": self.lr, "beta": self.beta, "top_p": self.top_p,
+                  "eval_temperature": self.eval_temperature,
+                  **{f"temperatures[{i}]": t for i, t in enumerate(self.temperatures)}}
+        for name, v in floats.items():
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v}")
+        for name in ("lr", "beta"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if min([*self.temperatures, self.eval_temperature]) < 0:
+            raise ValueError(f"temperatures and eval_temperature must be >= 0, got "
+                             f"{self.temperatures} and {self.eval_temperature}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise ValueError(f"max_new_tokens must be in 1..{MAX_NEW_TOKENS}, got {self.max_new_tokens}")
+        for name in ("batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lora_r", "n_val", "n_test", "eval_samples", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def selection(self) -> str:
@@ -820,7 +848,9 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         cfg: the run's :class:`LoopConfig`.
         out_dir: the run's folder. With ``resume`` and a ``config.json`` there, the run goes
             on from its last finished iteration (a different config is an error); without
-            ``resume`` the folder's earlier results are discarded.
+            ``resume`` the folder's earlier results are discarded. A folder holding a run's
+            files (results, lists, candidates, checkpoints) but no ``config.json`` is refused
+            either way (:class:`NotARunFolderError`): nothing the run did not write is deleted.
         stop_after: stop after this iteration (for tests and budgets); None runs all.
         reuse: a round whose training another run of the same preset already did (same
             training settings, starting policy and lists: :func:`training_key`) loads that
@@ -846,7 +876,7 @@ def _run_loop(cfg: LoopConfig, out_dir: Path, resume: bool,
     conf_path, res_path = out / "config.json", out / "results.jsonl"
     conf_text = json.dumps(cfg.to_dict(), indent=1)
     main, world = _is_main(), _world()
-    rows = _rows_to_resume(cfg, out) if resume else []
+    rows = _rows_to_resume(cfg, out) if resume else _refuse_foreign_files(out)
     last = _last_round(cfg, stop_after)
     if rows and rows[-1]["iteration"] >= last:  # finished already: nothing to load or write
         return rows
@@ -926,12 +956,37 @@ def _last_round(cfg: LoopConfig, stop_after: int | None) -> int:
     return cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
 
 
+# What a loop run writes in its folder, after its config.json (written first, before anything
+# else, so a folder that holds these without a config.json was not written by a loop run).
+_RUN_FILES = ("results.jsonl", "lists_iter*.jsonl", "candidates_iter*.jsonl", "ckpt_iter*")
+
+
+def _refuse_foreign_files(out: Path) -> list[dict[str, Any]]:
+    """[] when ``out`` may hold a new run: it has a ``config.json`` (a run's folder: starting
+    over there discards that run's own files), or none of the files a run writes.
+
+    Raises:
+        NotARunFolderError: ``out`` holds results, lists, candidates or checkpoints but no
+            ``config.json``; a run would delete or mix with them, so none starts there."""
+    if (out / "config.json").is_file() or not out.is_dir():
+        return []
+    found = sorted({p.name for pattern in _RUN_FILES for p in out.glob(pattern)})
+    if found:
+        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        raise NotARunFolderError(
+            f"{out} holds {shown} but no config.json: these are not files of a loop run (or its "
+            "config.json was deleted), so the loop neither resumes nor deletes them; give the run "
+            f"another folder (--out), or move those files out of {out} (delete them if they are "
+            "not needed)")
+    return []
+
+
 def _rows_to_resume(cfg: LoopConfig, out: Path) -> list[dict[str, Any]]:
     """The rows of the run in ``out`` (read only); [] if it has none. A different config there
-    is an error."""
+    is an error, and so are a run's files without a config (:func:`_refuse_foreign_files`)."""
     conf_path = out / "config.json"
     if not conf_path.is_file():
-        return []
+        return _refuse_foreign_files(out)
     try:
         old = json.loads(conf_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -968,6 +1023,11 @@ def finished_rows(cfg: LoopConfig, out_dir: str | Path,
 class OutdatedRunError(LarpoLiteError):
     """A run folder written before the loop recorded per-problem scores: it cannot be compared
     paired, so it is refused rather than read back."""
+
+
+class NotARunFolderError(LarpoLiteError):
+    """A folder holding files a loop run writes (results, lists, checkpoints) but no
+    ``config.json``: not a run's folder, so nothing there is resumed, replaced or deleted."""
 
 
 class RunInUseError(LarpoLiteError):

@@ -239,3 +239,47 @@ def test_a_run_without_per_problem_scores_is_refused_by_name(finished, tmp_path)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(loop.OutdatedRunError, match=r"results.jsonl: round 0 has no per-problem .*--no-resume"):
         loop.finished_rows(_cfg(), run)
+
+
+# ---------------------------------------------------------------- files a run did not write
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_folder_without_config_json_is_refused_and_left_as_it_was(tmp_path, monkeypatch, capsys,
+                                                                    resume):
+    """Results and lists without a config.json are not a run's: the loop neither resumes there
+    nor deletes them (with ``--no-resume`` neither), and says which folder and what to do."""
+    def no_model(self):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(loop._Run, "load_initial", no_model)
+    run = tmp_path / "run"  # a run's files, its config.json gone
+    (run / "ckpt_iter1").mkdir(parents=True)
+    (run / "ckpt_iter2").mkdir()
+    (run / "results.jsonl").write_text('{"iteration": 0, "val_greedy": 0.5}\n')
+    (run / "lists_iter1.jsonl").write_text('{"prompt": "p", "responses": ["a"], "rewards": [1]}\n')
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(loop.NotARunFolderError,
+                       match=rf"{run} holds .*results\.jsonl.* but no config\.json.*another folder \(--out\)"):
+        run_loop(_cfg(), run, resume=resume)
+    with pytest.raises(loop.NotARunFolderError):
+        run_locked(_cfg(), run, resume=resume)
+    argv = ["loop", "--preset", "smoke", "--out", str(run)] + ([] if resume else ["--no-resume"])
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run} holds" in err and "no config.json" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert (run / "ckpt_iter1").is_dir() and (run / "ckpt_iter2").is_dir()
+
+
+def test_another_folders_lists_are_not_deleted_by_no_resume(tmp_path, monkeypatch):
+    """``--out`` pointed by mistake at a folder of lists (no run there): nothing is deleted."""
+    def no_model(self):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(loop._Run, "load_initial", no_model)
+    folder = tmp_path / "my_lists"
+    folder.mkdir()
+    (folder / "lists_iter1.jsonl").write_text('{"prompt": "p", "responses": ["a"], "rewards": [1]}\n')
+    with pytest.raises(loop.NotARunFolderError, match=r"lists_iter1\.jsonl but no config\.json"):
+        run_loop(_cfg(), folder, resume=False)
+    assert (folder / "lists_iter1.jsonl").is_file()
