@@ -148,3 +148,68 @@ def test_preset_names_come_from_the_file_not_its_base(tmp_path):
     assert load_preset_values(str(tmp_path / "x.yaml"))["preset"] == "x"
     (tmp_path / "y.yaml").write_text("based_on: smoke\npreset: named\n")
     assert Params.load(str(tmp_path / "y.yaml")).preset == "named"
+
+
+def test_a_run_that_cannot_write_its_folder_names_larpo_lite_runs_before_running(tmp_path, monkeypatch):
+    import papermill as pm
+
+    from larpo_lite.notebooks import run_notebooks
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(paths.RUNS_ENV, str(blocker / "runs"))
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran"))
+    with pytest.raises(paths.NotWritableError, match=paths.RUNS_ENV):
+        run_notebooks("replay", only=["01"])
+
+
+def _read_only_bind_mount_works() -> bool:
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {d} {d}"],
+                               capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _read_only_bind_mount_works(), reason="needs root and unshare -m for a "
+                    "read-only bind mount")
+def test_replay_runs_from_a_read_only_checkout_with_larpo_lite_runs(tmp_path):
+    """A course folder mounted read-only (root ignores file modes, so a bind mount): replay of
+    01 fails naming LARPO_LITE_RUNS without it, and with it writes only there."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    course = tmp_path / "course"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=repo_root(), capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for rel in filter(None, tracked):
+        src = repo_root() / rel
+        if src.is_file():
+            (course / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, course / rel)
+    before = {p: p.read_bytes() for p in course.rglob("*") if p.is_file()}
+    runs = tmp_path / "runs"
+    cli = f"{sys.executable} -m larpo_lite.cli notebooks --preset replay --only 01"
+    script = (f"mount --bind -o ro {course} {course} && cd {course} && "
+              f"(touch probe 2>/dev/null && echo WRITABLE; "
+              f"{cli}; echo rc=$?; LARPO_LITE_RUNS={runs} {cli}; echo rc=$?)")
+    env = {**os.environ, "PYTHONPATH": str(course), "OMP_NUM_THREADS": "1"}
+    env.pop(paths.RUNS_ENV, None)
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                         env=env, timeout=600)
+    text = out.stdout + out.stderr
+    assert "WRITABLE" not in text
+    assert text.count("rc=2") == 1 and text.count("rc=0") == 1, text[-3000:]
+    assert f"{paths.RUNS_ENV} set to a writable folder" in text
+    assert (runs / "replay" / "reports" / "01_ir_analogy.json").is_file()
+    assert (runs / "replay" / "01_ir_analogy.ipynb").is_file()
+    assert {p: p.read_bytes() for p in course.rglob("*") if p.is_file()} == before
