@@ -9,7 +9,10 @@ sum of the log-probabilities of the response tokens only (prompt and padding are
 Tokenisation of a (prompt, response) pair: the prompt is tokenised on its own with
 ``add_special_tokens=False`` (it is already chat-templated, see
 :func:`larpo_lite.tasks.build_prompt`), the response likewise, and the tokenizer's EOS token is
-appended to the response (it is scored: ending the answer is part of the response). The two
+appended to the response (it is scored: ending the answer is part of the response), except
+for a response that did not end: one cut at ``max_new_tokens`` when it was sampled gets no EOS
+(``add_eos`` per pair; :class:`ReferenceCache` takes the set of such pairs), so training never
+teaches the policy to stop where the sampler cut it. The two
 are concatenated and the batch is **right**-padded with a response mask. With ``max_length``
 set, a pair longer than ``max_length`` tokens is cut from the *end of the response*; the prompt
 is never cut (a prompt that leaves no room for at least one response token is a ``ValueError``).
@@ -25,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -96,9 +99,12 @@ def encode_pairs(
     prompts: Sequence[str],
     responses: Sequence[str],
     max_length: int | None = None,
-    add_eos: bool = True,
+    add_eos: bool | Sequence[bool] = True,
 ) -> list[tuple[list[int], int, bool]]:
     """Token ids of each pair, unpadded.
+
+    ``add_eos``: append the tokenizer's EOS to every response (True), to none (False), or per
+    pair (N bools: False for a response cut at ``max_new_tokens`` when it was sampled).
 
     Returns:
         one ``(ids, prompt_len, truncated)`` per pair: ``ids`` = prompt tokens + response tokens
@@ -110,7 +116,8 @@ def encode_pairs(
     if max_length is not None and max_length < 2:
         raise ValueError(f"max_length must be >= 2 (or None), got {max_length}")
     eos = tokenizer.eos_token_id
-    if add_eos and eos is None:
+    with_eos = _eos_flags(add_eos, len(prompts))
+    if any(with_eos) and eos is None:
         raise ValueError("the tokenizer has no eos_token_id; pass add_eos=False")
     # Prompts repeat (K candidates per prompt): tokenise each distinct prompt once.
     uniq = list(dict.fromkeys(prompts))
@@ -122,9 +129,9 @@ def encode_pairs(
         if not pids:
             raise ValueError(f"pair {i}: the prompt is empty; the first response token needs a "
                              "context to be scored")
-        rids = r + [eos] if add_eos else list(r)
+        rids = r + [eos] if with_eos[i] else list(r)
         if not rids:
-            raise ValueError(f"pair {i}: the response is empty and add_eos=False")
+            raise ValueError(f"pair {i}: the response is empty and gets no EOS (add_eos)")
         truncated = False
         if max_length is not None and len(pids) + len(rids) > max_length:
             room = max_length - len(pids)
@@ -138,6 +145,17 @@ def encode_pairs(
             truncated = True
         out.append((pids + rids, len(pids), truncated))
     return out
+
+
+def _eos_flags(add_eos: bool | Sequence[bool], n: int) -> list[bool]:
+    """``add_eos`` as one bool per pair (``n`` pairs)."""
+    if isinstance(add_eos, bool):
+        return [add_eos] * n
+    flags = [bool(x) for x in add_eos]
+    if len(flags) != n:
+        raise ValueError(f"add_eos has {len(flags)} flags for {n} responses; give one per "
+                         "response (or one bool for all)")
+    return flags
 
 
 def _tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
@@ -172,7 +190,7 @@ def tokenize_pairs(
     prompts: Sequence[str],
     responses: Sequence[str],
     max_length: int | None = None,
-    add_eos: bool = True,
+    add_eos: bool | Sequence[bool] = True,
 ) -> PairBatch:
     """Tokenise N (prompt, response) pairs into a right-padded :class:`PairBatch` ([N, L]).
 
@@ -316,7 +334,7 @@ def encode_lists(
     prompts: Sequence[str],
     responses: Sequence[Sequence[str]],
     max_length: int | None = None,
-    add_eos: bool = True,
+    add_eos: bool | Sequence[bool] = True,
 ) -> list[tuple[list[int], list[list[int]], list[bool]]]:
     """Token ids of each list, unpadded.
 
@@ -328,6 +346,7 @@ def encode_lists(
         prompts: B prompts.
         responses: B sequences of responses, ``responses[b]`` the (at least one) candidates of
             ``prompts[b]``.
+        add_eos: one bool for every response, or one per response, flat in list order.
 
     Returns:
         one ``(prompt_ids, response_ids, truncated)`` per list: ``response_ids[k]`` the tokens
@@ -393,7 +412,7 @@ def tokenize_lists(
     prompts: Sequence[str],
     responses: Sequence[Sequence[str]],
     max_length: int | None = None,
-    add_eos: bool = True,
+    add_eos: bool | Sequence[bool] = True,
 ) -> ListBatch:
     """Tokenise B lists (a prompt and its responses) into a packed :class:`ListBatch` ([B, L])."""
     return collate_lists(encode_lists(tokenizer, prompts, responses, max_length, add_eos),
@@ -516,8 +535,11 @@ def batched_sequence_logprobs(
     show_progress: bool = False,
     desc: str = "log-probs",
     share_prompt: bool = True,
+    add_eos: bool | Sequence[bool] = True,
 ) -> torch.Tensor:
     """:func:`sequence_logprobs` of many pairs, at most ``batch_size`` responses per forward.
+
+    ``add_eos``: as in :func:`encode_pairs` (one bool, or one per pair).
 
     Runs without gradients, in eval mode (dropout off; the mode is restored afterwards).
     With ``share_prompt`` the pairs are grouped by prompt and each group runs as one packed
@@ -529,7 +551,7 @@ def batched_sequence_logprobs(
         [N] float32 tensor on the CPU.
     """
     return _logprobs_in_batches(model, tokenizer, prompts, responses, batch_size, max_length,
-                                reduction, show_progress, desc, share_prompt)[0]
+                                reduction, show_progress, desc, share_prompt, add_eos)[0]
 
 
 def _logprobs_in_batches(
@@ -543,12 +565,14 @@ def _logprobs_in_batches(
     show_progress: bool,
     desc: str,
     share_prompt: bool,
+    add_eos: bool | Sequence[bool] = True,
 ) -> tuple[torch.Tensor, int]:
     """:func:`batched_sequence_logprobs` and the number of forwards it ran."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    with_eos = _eos_flags(add_eos, len(prompts))
     out = torch.zeros(len(prompts), dtype=torch.float32)
     device = _model_device(model)
     pad = _pad_id(tokenizer)
@@ -561,7 +585,8 @@ def _logprobs_in_batches(
         chunks = [idx[s : s + batch_size] for idx in groups.values()
                   for s in range(0, len(idx), batch_size)]
         encoded = encode_lists(tokenizer, [prompts[c[0]] for c in chunks],
-                               [[responses[i] for i in c] for c in chunks], max_length)
+                               [[responses[i] for i in c] for c in chunks], max_length,
+                               [with_eos[i] for c in chunks for i in c])
         order = sorted(range(len(chunks)),
                        key=lambda j: len(encoded[j][0]) + sum(map(len, encoded[j][1])))
         current: list[int] = []
@@ -577,7 +602,7 @@ def _logprobs_in_batches(
             return list_logprobs(model, collate_lists([encoded[j] for j in part], pad).to(device),
                                  reduction)
     else:
-        pairs = encode_pairs(tokenizer, prompts, responses, max_length)
+        pairs = encode_pairs(tokenizer, prompts, responses, max_length, with_eos)
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
         forwards = [(order[s : s + batch_size], order[s : s + batch_size])
                     for s in range(0, len(order), batch_size)]
@@ -603,7 +628,10 @@ class ReferenceCache:
     ``n_forward`` counts the forward batches run so far, ``n_computed`` the pairs computed.
 
     A cache is tied to one reference model, tokenizer and ``max_length`` (a pair cut
-    differently would have a different log-prob); it does not check this.
+    differently would have a different log-prob); it does not check this. Likewise a response
+    is scored with its EOS or without (``cut`` in :meth:`compute`: it was cut at
+    ``max_new_tokens``) the first time it is computed: whether a sample ended is a property of
+    the sample, so the key stays the (prompt, response) pair.
     """
 
     def __init__(self, batch_size: int = 16, max_length: int | None = None) -> None:
@@ -632,6 +660,7 @@ class ReferenceCache:
         accelerator: Any = None,
         show_progress: bool = False,
         share_prompt: bool = True,
+        cut: Collection[tuple[str, str]] = (),
     ) -> int:
         """Compute and store the reference log-probs of the pairs not cached yet.
 
@@ -647,6 +676,8 @@ class ReferenceCache:
             show_progress: show a progress bar.
             share_prompt: run the responses of one prompt as one packed list (the prompt
                 once; :func:`list_logprobs`), else one sequence per pair.
+            cut: the pairs whose response was cut at ``max_new_tokens`` when sampled: scored
+                without an EOS (every other response with one).
 
         Returns:
             the number of pairs computed by this process.
@@ -664,7 +695,7 @@ class ReferenceCache:
                 computed, n_forward = _logprobs_in_batches(
                     model, tokenizer, [p for p, _ in local], [r for _, r in local],
                     self.batch_size, self.max_length, "sum", show_progress,
-                    "reference log-probs", share_prompt)
+                    "reference log-probs", share_prompt, [pair not in cut for pair in local])
             values = computed.tolist()
             self.n_forward += n_forward
         found = list(zip(local, values, strict=True))

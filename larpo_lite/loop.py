@@ -326,7 +326,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _write_lists(path: Path, items: list[RankedList]) -> None:
     _write_atomic(path, "".join(json.dumps({"prompt": x.prompt, "responses": x.responses,
-                                            "rewards": x.rewards}) + "\n" for x in items))
+                                            "rewards": x.rewards,
+                                            **({"truncated": x.truncated} if x.truncated else {})})
+                                + "\n" for x in items))
 
 
 def _start_over(out: Path) -> str:
@@ -337,7 +339,8 @@ def _start_over(out: Path) -> str:
 def _read_lists(path: Path) -> list[RankedList]:
     rows = read_jsonl(path, required=("prompt", "responses", "rewards"),
                       remedy=_start_over(path.parent))
-    return [RankedList(r["prompt"], r["responses"], r["rewards"]) for r in rows]
+    return [RankedList(r["prompt"], r["responses"], r["rewards"], r.get("truncated"))
+            for r in rows]
 
 
 def _sha256(path: Path) -> str:
@@ -707,18 +710,15 @@ class _Run:
         m = cfg.prompts_per_iter
         problems = self.train_problems[(s - 1) * m: s * m]
         info: dict[str, Any] = {}
-        dropped = 0  # responses cut at max_new_tokens (no EOS): never trained, counted
+        cut_unrelated: set[str] = set()  # tier (1)'s negatives cut at max_new_tokens
         if cfg.negative_tier is None:
             sets = []
             for t, kt in zip(cfg.temperatures, L.split_k(cfg.k, cfg.temperatures), strict=True):
                 sets.append((t, self.sample(s, problems, kt, t)))
             ranked, sampled_scores = [], []
             for i, p in enumerate(problems):
-                gens = [cs.generations[i] for _, cs in sets]
-                texts = [x for g in gens for x, done in zip(g.texts, g.finished, strict=True)
-                         if done]
-                n_sampled = len(texts)
-                dropped += sum(len(g.texts) for g in gens) - n_sampled
+                n_sampled = sum(len(cs.generations[i].texts) for _, cs in sets)
+                texts = [x for _, cs in sets for x in cs.generations[i].texts]
                 texts += [p.solution] if cfg.gold_in_list else []
                 prompt = sets[0][1].generations[i].prompt
                 scores = self.reranker.score(texts, p.answer, prompt=p.question)
@@ -738,12 +738,8 @@ class _Run:
             low = sets[0][1]
             tier_items = []
             for i, p in enumerate(problems):
-                lo_g, hi_g = low.generations[i], high.generations[i]
-                lo_k = [j for j, done in enumerate(lo_g.finished) if done]
-                hi_k = [j for j, done in enumerate(hi_g.finished) if done]
-                dropped += len(lo_g.texts) - len(lo_k) + len(hi_g.texts) - len(hi_k)
-                lo_t, lo_c = [lo_g.texts[j] for j in lo_k], [low.correct[i][j] for j in lo_k]
-                hi_t, hi_c = [hi_g.texts[j] for j in hi_k], [high.correct[i][j] for j in hi_k]
+                lo_t, lo_c = low.generations[i].texts, low.correct[i]
+                hi_t, hi_c = high.generations[i].texts, high.correct[i]
                 tier_items.append(L.TierItem(
                     prompt=low.generations[i].prompt,
                     correct=[x for x, c in zip(lo_t + hi_t, list(lo_c) + list(hi_c), strict=True) if c]
@@ -759,13 +755,22 @@ class _Run:
                     prompts, k=1, temperature=low_t, top_p=cfg.top_p,
                     max_new_tokens=cfg.max_new_tokens, seed=_sample_seed(cfg, s))
                 unrelated = [g.texts[0] for g in gens]
+                cut_unrelated = {g.texts[0] for g in gens if not g.finished[0]}
             items, skipped = L.hard_negative_pairs(tier_items, cfg.negative_tier, unrelated,
                                                    seed=cfg.seed * 1000 + s)
         self.candidate_files[s] = [self.out / f"candidates_iter{s}_T{t}.jsonl" for t, _ in sets]
         for (_, cs), path in zip(sets, self.candidate_files[s], strict=True):
             cand_cache.save_candidates(cs, path)
         info["skipped_prompts"] = skipped
-        info["truncated_dropped"] = dropped
+        # a sample cut at max_new_tokens did not end: it trains without an EOS (flagged)
+        cut = cut_unrelated | {x for _, cs in sets for g in cs.generations
+                               for x, done in zip(g.texts, g.finished, strict=True) if not done}
+        for x in items:
+            flags = [r in cut for r in x.responses]
+            x.truncated = flags if any(flags) else None
+        info["truncated_samples"] = sum(not d for _, cs in sets for g in cs.generations
+                                        for d in g.finished)
+        info["truncated_in_lists"] = sum(sum(x.truncated or []) for x in items)
         if has_verifier(cfg.task):
             info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
         return items, info

@@ -90,11 +90,15 @@ class RankedList:
             tie skipping and LiPO weights; ListMLE's label groups and contrastive's negatives,
             so no order is trained between equally rewarded responses) and of the ranking
             accuracy. Without rewards every loss trains the list's order as given.
+        truncated: optional K flags, True for a response cut at ``max_new_tokens`` when it was
+            sampled: it is scored without the EOS every other response gets (it did not end
+            there). None: every response ended.
     """
 
     prompt: str
     responses: list[str]
     rewards: list[float] | None = None
+    truncated: list[bool] | None = None
 
 
 @dataclass
@@ -268,6 +272,9 @@ def _validate_lists(lists: Sequence[Any], config: TrainConfig) -> list[RankedLis
                                  f"best-first), got {x.rewards}")
             if not all(math.isfinite(r) for r in x.rewards):
                 raise ValueError(f"list {i}: rewards must be finite, got {x.rewards}")
+        if x.truncated is not None and len(x.truncated) != len(x.responses):
+            raise ValueError(f"list {i}: {len(x.truncated)} truncated flags for "
+                             f"{len(x.responses)} responses")
     if any(with_rewards) and not all(with_rewards):
         i = with_rewards.index(False)
         raise ValueError(f"list {i} has no rewards while others do; give rewards for all "
@@ -302,6 +309,17 @@ def _flatten(lists: Sequence[RankedList]) -> tuple[list[str], list[str], list[in
     return prompts, responses, [len(x.responses) for x in lists]
 
 
+def _with_eos(lists: Sequence[RankedList]) -> list[bool]:
+    """Per response, flat in list order: whether it is scored with an EOS (it ended)."""
+    return [not (x.truncated and x.truncated[k]) for x in lists for k in range(len(x.responses))]
+
+
+def _cut_pairs(lists: Sequence[RankedList]) -> set[tuple[str, str]]:
+    """The (prompt, response) pairs cut at ``max_new_tokens``: scored without an EOS."""
+    return {(x.prompt, r) for x in lists if x.truncated
+            for r, cut in zip(x.responses, x.truncated, strict=True) if cut}
+
+
 def _rewards_tensor(lists: Sequence[RankedList], device: torch.device) -> torch.Tensor | None:
     if any(x.rewards is None for x in lists):
         return None
@@ -331,9 +349,10 @@ def score_lists(
     rl = [_as_ranked_list(x, i) for i, x in enumerate(lists)]
     prompts, responses, counts = _flatten(rl)
     reference.compute(model, tokenizer, list(zip(prompts, responses, strict=True)),
-                      share_prompt=share_prompt)
+                      share_prompt=share_prompt, cut=_cut_pairs(rl))
     pol = batched_sequence_logprobs(model, tokenizer, prompts, responses, batch_size,
-                                    reference.max_length, share_prompt=share_prompt)
+                                    reference.max_length, share_prompt=share_prompt,
+                                    add_eos=_with_eos(rl))
     return pad_to_lists(beta * (pol - reference.get(prompts, responses)), counts)
 
 
@@ -498,7 +517,7 @@ def train_ranking(
                 disable_adapters=None if ref_model is model else False,
                 accelerator=accelerator,
                 show_progress=config.show_progress and accelerator.is_main_process,
-                share_prompt=config.share_prompt,
+                share_prompt=config.share_prompt, cut=_cut_pairs(data),
             )
 
     # ---- data, optimizer, schedule
@@ -620,14 +639,14 @@ def _micro_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss (mean over the local lists) and the 6 local statistics sums of one micro-batch."""
     if loss_fn is None:  # sft: mean per-token log-prob of each list's first response
-        lp, n_tokens = _policy_logprobs(model, tokenizer, [x.prompt for x in lists],
-                                        [x.responses[:1] for x in lists], config, device, "mean")
+        firsts = [RankedList(x.prompt, x.responses[:1], None, x.truncated and x.truncated[:1])
+                  for x in lists]
+        lp, n_tokens = _policy_logprobs(model, tokenizer, firsts, config, device, "mean")
         loss = -lp.mean()
         stats = [loss.detach(), 0.0, 0.0, 0.0, len(lists), n_tokens]
         return loss, _stats(stats, device)
     prompts, responses, counts = _flatten(lists)
-    pol, n_tokens = _policy_logprobs(model, tokenizer, [x.prompt for x in lists],
-                                     [x.responses for x in lists], config, device)  # [N]
+    pol, n_tokens = _policy_logprobs(model, tokenizer, lists, config, device)  # [N]
     assert cache is not None
     ref = cache.get(prompts, responses).to(device)  # [N]
     gamma, mask = pad_to_lists(config.beta * (pol - ref), counts)  # [B, K]
@@ -650,21 +669,23 @@ def _micro_step(
 def _policy_logprobs(
     model: Any,
     tokenizer: Any,
-    prompts: list[str],
-    responses: list[list[str]],
+    lists: Sequence[RankedList],
     config: TrainConfig,
     device: torch.device,
     reduction: str = "sum",
 ) -> tuple[torch.Tensor, int]:
     """Log-probs ([N], lists in order, responses in order) of B lists' responses, with
     gradients, and the number of real tokens the forward ran: one packed row per list with
-    ``config.share_prompt``, else one sequence per (prompt, response) pair."""
+    ``config.share_prompt``, else one sequence per (prompt, response) pair. A response cut
+    at ``max_new_tokens`` (``RankedList.truncated``) is scored without an EOS."""
+    with_eos = _with_eos(lists)
     if config.share_prompt:
-        lb = tokenize_lists(tokenizer, prompts, responses, config.max_length).to(device)
+        lb = tokenize_lists(tokenizer, [x.prompt for x in lists], [x.responses for x in lists],
+                            config.max_length, with_eos).to(device)
         return list_logprobs(model, lb, reduction), lb.num_tokens
-    flat_prompts = [p for p, rs in zip(prompts, responses, strict=True) for _ in rs]
-    flat_responses = [r for rs in responses for r in rs]
-    pb = tokenize_pairs(tokenizer, flat_prompts, flat_responses, config.max_length).to(device)
+    flat_prompts, flat_responses, _ = _flatten(lists)
+    pb = tokenize_pairs(tokenizer, flat_prompts, flat_responses, config.max_length,
+                        with_eos).to(device)
     return sequence_logprobs(model, pb, reduction), pb.num_tokens
 
 

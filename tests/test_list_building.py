@@ -1,4 +1,4 @@
-"""The loop's list building (``_Run.build_lists``): no label noise, truncated samples dropped."""
+"""The loop's list building (``_Run.build_lists``): no label noise, truncated samples flagged."""
 
 import numpy as np
 import pytest
@@ -33,20 +33,32 @@ def test_lists_hold_no_label_noise_and_no_truncated_sample(tmp_path, monkeypatch
     plan = ["RRRRRRWW",   # 6 of 8 right: the bottom 3 used to hold a right answer
             "RRRRRRRW",   # 7 of 8 right: one negative
             "WWWWWWWW",   # no right answer: skipped
-            "TWWWWWWW",   # its only right answer was cut: dropped, then all wrong: skipped
-            "RTTWWWWW"]   # two cut right answers dropped
+            "TWWWWWWW",   # its only right answer was cut at max_new_tokens: still right, on top
+            "RTTWWWWW"]   # two right answers cut
     monkeypatch.setattr(run, "sample", lambda s, problems, k, t: _stub_samples(problems, plan))
     items, info = run.build_lists(1)
-    assert info["truncated_dropped"] == 3 and info["skipped_prompts"] == 2
-    assert len(items) == 3
+    assert info["truncated_samples"] == 3 and info["skipped_prompts"] == 1
+    assert len(items) == 4
     for x in items:
         assert x.rewards[0] == 1.0 and min(x.rewards) == 0.0
         tail = x.rewards[1:] if selection == "top1_bottom3" else x.rewards[2:]
         assert all(r < x.rewards[0] for r in tail)
-    want = {"top1_bottom3": [3, 2, 4], "top2_bottom2": [4, 3, 4]}[selection]
+    want = {"top1_bottom3": [3, 2, 4, 4], "top2_bottom2": [4, 3, 4, 4]}[selection]
     assert [len(x.responses) for x in items] == want
     assert info["shortened_lists"] == sum(n < 4 for n in want)
-    # the kept lists never hold a text cut at max_new_tokens
+    # every list entry cut at max_new_tokens is flagged (it trains without an EOS), no other
     cut = {g.texts[j] for g in _stub_samples(run.train_problems[:5], plan).generations
            for j, done in enumerate(g.finished) if not done}
-    assert not cut & {r for x in items for r in x.responses}
+    for x in items:
+        flags = x.truncated or [False] * len(x.responses)
+        assert flags == [r in cut for r in x.responses]
+    assert items[2].truncated[0] and items[0].truncated is None
+    second = {"top1_bottom3": [False, False, False, False],
+              "top2_bottom2": [False, True, False, False]}[selection]  # R, T, W, W on top2
+    assert (items[3].truncated or [False] * 4) == second
+    assert info["truncated_in_lists"] == 1 + sum(second)
+    # written and read back (other processes, resumed runs) with the flags
+    from larpo_lite.loop import _read_lists, _write_lists
+
+    _write_lists(tmp_path / "lists.jsonl", items)
+    assert _read_lists(tmp_path / "lists.jsonl") == items
