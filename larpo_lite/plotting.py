@@ -61,19 +61,16 @@ def figure_data(fig: Any) -> list[dict[str, Any]]:
 
 
 def savefig(fig: Any, name: str, folder: str | Path) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` (written to a temporary file, then renamed) and
+    """Save ``fig`` as ``<folder>/<name>.png`` (written to a temporary file of its own, then
+    renamed: two processes saving the same figure each replace it whole) and
     what it plots as ``<folder>/<name>.data.json`` (:func:`figure_data`: the replay test
     compares these, not image bytes)."""
+    from .reports import replace_atomically  # unique temporary names, then os.replace
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    tmp = folder / f".{name}.tmp.png"
-    fig.savefig(tmp)
-    tmp.replace(path)
-    data = folder / f"{name}.data.json"
-    tmp = folder / f".{name}.tmp.json"
-    tmp.write_text(json.dumps(figure_data(fig), indent=1) + "\n")
-    tmp.replace(data)
+    path = replace_atomically(folder / f"{name}.png", lambda f: fig.savefig(f, format="png"))
+    text = json.dumps(figure_data(fig), indent=1) + "\n"
+    replace_atomically(folder / f"{name}.data.json", lambda f: f.write(text.encode("utf-8")))
     return path
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -37,14 +39,33 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_json(obj: Any, path: str | Path) -> Path:
-    """Write JSON to a temporary file, then rename it into place."""
+def replace_atomically(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """``path`` written whole or not at all: ``write(f)`` fills a temporary file of its own
+    beside it (a unique name: two processes saving the same file never share one), synced,
+    then renamed over ``path``. On any error the temporary file is removed and ``path`` is
+    left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            mask = os.umask(0o022)
+            os.umask(mask)
+            os.fchmod(f.fileno(), 0o666 & ~mask)  # as open() would make it (mkstemp gives 0600)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    """Write JSON to a temporary file, then rename it into place (:func:`replace_atomically`)."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+    return replace_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_metrics(name: str, metrics: dict[str, Any], params: Any, folder: str | Path) -> Path:
