@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     nb.add_argument("--jobs", type=int, default=1,
                     help="notebooks run at once, each in its own process with cores/jobs threads")
-    nb.add_argument("--out-dir", default=None, help="where the executed copies go "
-                    "(default: runs/<preset>/)")
+    nb.add_argument("--out-dir", default=None, help="where the executed notebooks go "
+                    "(default: runs/<preset>/; runs/ is $LARPO_LITE_RUNS when set, for a "
+                    "read-only checkout)")
     nb.set_defaults(func=_cmd_notebooks)
 
     pr = sub.add_parser("presets", help="list the presets")
