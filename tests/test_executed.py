@@ -288,6 +288,7 @@ def test_default_run_copies_notebooks_but_not_solutions(tmp_path, monkeypatch):
     import larpo_lite.workshop as workshop
 
     monkeypatch.setattr(workshop, "after_default_notebook", lambda *a, **k: None)  # no reports/ write
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))  # the replay at the run's end
     run_notebooks("default", only=["01"], out_dir=tmp_path, folder="notebooks/solutions")
     assert copied == []
     run_notebooks("default", only=["04"], out_dir=tmp_path)
