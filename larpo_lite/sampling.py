@@ -130,6 +130,23 @@ def _check_args(prompts: Sequence[str], k: int, temperature: float, top_p: float
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
 
 
+def _check_positions(prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, model: Any,
+                     model_name: str) -> None:
+    """Refuse, before generating, a prompt whose tokens plus ``max_new_tokens`` exceed the
+    model's positions (``config.max_position_embeddings``; no limit when the config has none):
+    past them a model's output is undefined (or its position table is indexed out of range)."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit < 1 or not prompt_ids:
+        return
+    i = max(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))
+    n = len(prompt_ids[i])
+    if n + max_new_tokens > limit:
+        room = f"at most {limit - n}" if n < limit else "none left: shorten the prompt"
+        raise ValueError(f"prompt {i} has {n} tokens; with max_new_tokens={max_new_tokens} it needs "
+                         f"{n + max_new_tokens} positions, more than the {limit} of {model_name} "
+                         f"(max_position_embeddings): lower max_new_tokens ({room})")
+
+
 def _shared_prefix_generate(model: Any, enc: Any, k: int, kwargs: dict[str, Any]) -> torch.Tensor:
     """Sample k continuations per prompt, encoding each prompt once.
 
@@ -468,6 +485,8 @@ class HFSampler(Sampler):
     ) -> list[Generation]:
         _check_args(prompts, k, temperature, top_p, max_new_tokens)
         tok, model = self.tokenizer, self.model
+        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        _check_positions(prompt_ids, max_new_tokens, model, self.model_name)
         k = k if temperature > 0 else 1
         t0 = time.perf_counter()
         bar = progress(total=len(prompts) * k, desc=desc or f"sampling T={temperature}",
@@ -478,7 +497,6 @@ class HFSampler(Sampler):
             if self.decode == "generate":
                 ids = self._generate_calls(prompts, k, temperature, top_p, max_new_tokens, seed, bar)
             else:
-                prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
                 ids = _continuous_decode(model, prompt_ids, k, temperature, top_p, max_new_tokens,
                                          tok.eos_token_id, seed, self.batch_size,
                                          refill=self.decode == "continuous",
