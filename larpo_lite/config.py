@@ -332,7 +332,7 @@ def _validate(values: dict[str, Any], where: Callable[[str], str]) -> dict[str, 
     for key, high in _AT_MOST:
         if clean[key] > high:
             raise bad(key, f"<= {high} (no model holds more positions; a model's own limit is "
-                      "checked when it loads)", clean[key])
+                      "checked before it generates)", clean[key])
     if not 0 < clean["top_p"] <= 1:
         raise bad("top_p", "in (0, 1]", clean["top_p"])
     device = clean["device"]
