@@ -115,10 +115,113 @@ def reused_work_note(since: float, root: Path | None = None) -> str:
 CHILD_ENV = "LARPO_LITE_JOBS_CHILD"  # set in the processes that _run_parallel starts
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process below it (its children, theirs...), found by parent pid
+    (psutil, else /proc): a Jupyter kernel starts in a session of its own, so the process
+    group of the notebook process that started it does not hold it. [] if ``pid`` is gone."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with ipykernel
+        psutil = None
+    if psutil is not None:
+        try:
+            return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+    parent_of = {}
+    for d in Path("/proc").iterdir():
+        try:
+            parent_of[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (ValueError, IndexError, OSError):
+            continue
+    if pid not in parent_of:
+        return []
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += [c for c, parent in parent_of.items() if parent == p]
+    return tree
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, finished but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - no /proc (macOS)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state not in ("Z", "X")
+
+
+def end_processes(children: Sequence[subprocess.Popen], grace: float = 5.0) -> list[int]:
+    """End ``children`` (each started in a process group of its own) and every process below
+    them: SIGTERM to each child's group and to each of their descendants (Jupyter kernels
+    included), SIGKILL to whatever still runs ``grace`` seconds later; the children are reaped.
+    Returns the pids signalled."""
+    import signal
+
+    pids = sorted({p for proc in children if proc.poll() is None for p in _process_tree(proc.pid)})
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in children:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for pid in pids:
+            if _alive(pid):
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            for proc in children:
+                proc.poll()  # reaps a child that ended
+            time.sleep(0.05)
+        if not any(_alive(p) for p in pids):
+            break
+    for proc in children:
+        proc.wait()
+    return pids
+
+
+def _die_with_parent() -> Any:
+    """For ``Popen(preexec_fn=...)`` on Linux: the child gets SIGTERM when this process dies,
+    even by SIGKILL (``prctl(PR_SET_PDEATHSIG)``); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here: nothing is imported after fork
+    parent = os.getpid()
+
+    def set_it() -> None:
+        libc.prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl ran
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_it
+
+
 def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output: bool) -> list[Path]:
     """Each notebook in its own ``larpo-lite notebooks --only NN`` process, ``jobs`` at a time,
     each with ``cores // jobs`` threads (unless OMP_NUM_THREADS is set). On two cores two
-    one-thread notebooks side by side do ~1.4x the work of one two-thread notebook."""
+    one-thread notebooks side by side do ~1.4x the work of one two-thread notebook.
+
+    The children end with this process: each runs in a process group of its own, and SIGTERM,
+    SIGINT or SIGHUP here (or any error) ends them and their kernels (:func:`end_processes`)
+    before this process exits (status 128 + the signal; SIGINT raises KeyboardInterrupt); on
+    Linux a child also gets SIGTERM if this process is killed outright (SIGKILL)."""
+    import signal
+
     numbers = [p.name[:2] for p in nbs]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
@@ -128,24 +231,45 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
     running: dict[str, subprocess.Popen] = {}
     finished: set[str] = set()
     failed: list[str] = []
-    while len(finished) + len(failed) < len(numbers):
-        while not failed and len(running) < jobs:
-            nxt = schedule(numbers, finished, set(running), timings)
-            if nxt is None:
+    stop: list[int] = []  # the signal received, if any (the handler only records it)
+    handlers = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                handlers[sig] = signal.signal(sig, lambda signum, _frame: stop.append(signum))
+            except ValueError:  # not the main thread: the caller handles signals
                 break
-            cmd = [sys.executable, "-m", "larpo_lite.cli", "notebooks", "--preset", preset,
-                   "--only", nxt, "--out-dir", str(out)] + (["--log-output"] if log_output else [])
-            running[nxt] = subprocess.Popen(cmd, env=env)
-        if not running:
-            break
-        time.sleep(1.0)
-        for n, proc in list(running.items()):
-            if proc.poll() is not None:
-                del running[n]
-                if proc.returncode == 0:
-                    finished.add(n)
-                else:
-                    failed.append(n)
+        preexec = _die_with_parent()
+        while not stop and len(finished) + len(failed) < len(numbers):
+            while not failed and not stop and len(running) < jobs:
+                nxt = schedule(numbers, finished, set(running), timings)
+                if nxt is None:
+                    break
+                cmd = [sys.executable, "-m", "larpo_lite.cli", "notebooks", "--preset", preset,
+                       "--only", nxt, "--out-dir", str(out)] + (["--log-output"] if log_output else [])
+                running[nxt] = subprocess.Popen(cmd, env=env, process_group=0, preexec_fn=preexec)
+            if not running:
+                break
+            time.sleep(0.2)
+            for n, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[n]
+                    if proc.returncode == 0:
+                        finished.add(n)
+                    else:
+                        failed.append(n)
+    finally:
+        if running:  # a signal or an error here: the children and their kernels go too
+            if stop:
+                print(f"[larpo-lite] {signal.Signals(stop[0]).name}: ending notebook(s) "
+                      f"{sorted(running)}", file=sys.stderr, flush=True)
+            end_processes(list(running.values()))
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if stop:
+        if stop[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + stop[0])
     if failed:
         raise LarpoLiteError(f"notebook(s) {failed} failed (preset {preset}); see the output above "
                            f"and the executed copies in {out}")

@@ -104,7 +104,7 @@ def test_parallel_children_are_marked_and_run_one_notebook_each(tmp_path, monkey
     class Done:
         returncode = 0
 
-        def __init__(self, cmd, env):
+        def __init__(self, cmd, env, **kwargs):  # process_group, preexec_fn
             started.append((cmd, env))
 
         def poll(self):
