@@ -52,10 +52,21 @@ notebooks-all: venv
 
 # The suite runs on TEST_WORKERS processes, one test file per process at a time (run folders and
 # the sample cache are shared through locks and atomic writes); the 25 slowest tests are listed.
+# It starts from an empty model cache, a new folder removed afterwards, so the first-use paths
+# (the embedded model's conversion and what it prints, the tiny models' first save) are tested
+# on every run; each model is written once per run, under a lock, whichever worker needs it
+# first. `make test LARPO_LITE_CACHE=<folder>` (or the variable in the environment) uses that
+# folder instead and keeps it.
 TEST_WORKERS ?= 2
 
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+	@fresh=""; cache="$${LARPO_LITE_CACHE:-}"; \
+	if [ -z "$$cache" ]; then \
+		fresh=$$(mktemp -d "$${TMPDIR:-/tmp}/larpo-lite-cache.XXXXXX") || exit 1; cache=$$fresh; \
+		trap 'rm -rf "$$fresh"' EXIT; trap 'exit 130' INT TERM HUP; \
+	fi; \
+	echo "LARPO_LITE_CACHE=$$cache $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25"; \
+	LARPO_LITE_CACHE="$$cache" $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
