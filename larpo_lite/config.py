@@ -272,7 +272,7 @@ OBJECTIVES = ("pairwise", "contrastive", "lambdarank", "listmle")          # tra
 MEMORY = ("current", "previous", "all")                                    # lists.MEMORY
 REFERENCES = ("initial", "behaviour")                                      # loop.REFERENCES
 TIERS = ("unrelated", "other_prompt", "incorrect_high_t", "incorrect_low_t")  # lists.TIERS
-RERANKERS = ("verifier", "graded_verifier")                                # rewards.RERANKERS
+RERANKERS = ("verifier", "graded_verifier", "strict_verifier")                                # rewards.RERANKERS
 
 # (parameter, lowest allowed value, whether the lowest is excluded); list parameters: each item.
 _AT_LEAST: tuple[tuple[str, float, bool], ...] = (

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .tasks.answers import extract_answer, is_correct, normalize_number
+from .tasks.answers import answers_equal, extract_answer, is_correct, normalize_number
 
 
 class Reranker(Protocol):
@@ -48,6 +48,56 @@ class VerifierReranker:
         if gold is None:
             raise ValueError("the verifier needs the gold answer")
         return [1.0 if is_correct(t, gold) else 0.0 for t in texts]
+
+
+class StrictVerifierReranker:
+    """The verifier that reads only the ``####`` answer line: 1.0 if the number after the last
+    ``####`` equals the gold one, else 0.0 (no last-number fallback, which a response can game
+    by ending on any number; see :func:`verifier_audit`)."""
+
+    name = "strict_verifier"
+
+    def score(self, texts: Sequence[str], gold: str | None = None,
+              prompt: str | None = None) -> list[float]:
+        if gold is None:
+            raise ValueError("the verifier needs the gold answer")
+        return [1.0 if is_correct(t, gold, strict=True) else 0.0 for t in texts]
+
+
+def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, Any]:
+    """How the verifier reads ``responses`` (``[N]``, response ``i`` written for gold ``i``)
+    and how often it can be fooled.
+
+    Returns:
+        ``rules``: responses per extraction rule (:func:`~larpo_lite.tasks.answers.answer_rule`);
+        ``right_by_rule``: of those, marked right by the lenient verifier; ``right`` and
+        ``right_strict``: marked right by the lenient and the strict verifier;
+        ``cross_prompt_right`` / ``cross_prompt_right_strict``: the share of responses marked
+        right when checked against ANOTHER problem's gold (response ``i`` against gold
+        ``i+1``, cyclically, skipping pairs whose golds are equal): a false-positive rate,
+        since a response to one problem answers another only by chance; ``cross_prompt_pairs``:
+        the pairs checked.
+    """
+    from .tasks.answers import ANSWER_RULES, answer_rule
+
+    if len(responses) != len(golds):
+        raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
+    rules = [answer_rule(t) for t in responses]
+    right = [is_correct(t, g) for t, g in zip(responses, golds, strict=True)]
+    n = len(responses)
+    pairs = [(i, (i + 1) % n) for i in range(n)
+             if n > 1 and not answers_equal(golds[i], golds[(i + 1) % n])]
+    cross = [is_correct(responses[i], golds[j]) for i, j in pairs]
+    cross_strict = [is_correct(responses[i], golds[j], strict=True) for i, j in pairs]
+    return {"n": n, "rules": {r: rules.count(r) for r in ANSWER_RULES},
+            "right_by_rule": {r: sum(ok for ok, x in zip(right, rules, strict=True) if x == r)
+                              for r in ANSWER_RULES},
+            "right": int(sum(right)),
+            "right_strict": int(sum(is_correct(t, g, strict=True)
+                                    for t, g in zip(responses, golds, strict=True))),
+            "cross_prompt_pairs": len(pairs),
+            "cross_prompt_right": sum(cross) / len(pairs) if pairs else 0.0,
+            "cross_prompt_right_strict": sum(cross_strict) / len(pairs) if pairs else 0.0}
 
 
 class MajorityVoteReranker:
@@ -272,6 +322,7 @@ class RewardModelReranker:
 
 
 RERANKERS: dict[str, Any] = {"verifier": VerifierReranker, "graded_verifier": GradedVerifierReranker,
+                             "strict_verifier": StrictVerifierReranker,
                              "majority": MajorityVoteReranker, "reward_model": RewardModelReranker}
 
 

@@ -73,3 +73,15 @@ def test_these_forms_are_not_read_as_another_number():
     assert is_correct("#### \u22125", "-5") and not is_correct("#### \u22125", "5")
     assert is_correct("#### 1e3", "1000") and not is_correct("#### 1e3", "3")
     assert normalize_number("nan") is None and normalize_number("inf") is None
+
+
+def test_strict_reads_only_the_answer_line():
+    from larpo_lite.tasks.answers import answer_rule
+
+    text = "There are 13 placeholders in this greeting: 13"
+    assert extract_answer(text) == "13" and answer_rule(text) == "last number"
+    assert extract_answer(text, strict=True) is None and not is_correct(text, "13", strict=True)
+    assert is_correct("3 + 4 = 7\n#### 7", "7", strict=True)
+    assert extract_answer("the answer is 5", strict=True) is None
+    assert answer_rule("the answer is 5") == "answer is" and answer_rule("#### 2") == "####"
+    assert answer_rule("no number here") == "none"

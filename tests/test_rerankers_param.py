@@ -13,7 +13,7 @@ def test_rerankers_are_rerankers_that_need_no_model():
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    (["verifier", "graded"], "unknown reranker 'graded'; valid: verifier, graded_verifier"),
+    (["verifier", "graded"], "unknown reranker 'graded'; valid: verifier, graded_verifier, strict_verifier"),
     ([], "must be a non-empty list"),
     ("verifier", "must be a list of str"),
 ])

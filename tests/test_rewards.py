@@ -193,3 +193,29 @@ def test_graded_verifier_skips_a_list_whose_best_is_wrong():
     c = select(rank_candidates("p", texts, s), "top1_bottom3")
     assert c.responses[0] == texts[-1] and c.responses[1:] == ["#### -42", "The answer is 400",
                                                                  "I do not know"]
+
+
+def test_the_strict_verifier_ignores_the_last_number_fallback():
+    from larpo_lite.rewards import get_reranker
+
+    strict = get_reranker("strict_verifier")
+    texts = ["#### 13", "I count 13 coins", "the answer is 13", "#### 12"]
+    assert strict.score(texts, "13") == [1.0, 0.0, 0.0, 0.0]
+    assert get_reranker("verifier").score(texts, "13") == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_the_verifier_audit_counts_rules_and_cross_prompt_false_positives():
+    from larpo_lite.rewards import verifier_audit
+
+    responses = ["2 + 3 = 5\n#### 5", "she has 7 apples", "so 7", "the answer is 9"]
+    golds = ["5", "7", "7", "9"]
+    got = verifier_audit(responses, golds)
+    assert got["rules"] == {"####": 1, "answer is": 1, "last number": 2, "none": 0}
+    assert got["right"] == 4 and got["right_strict"] == 1
+    assert got["right_by_rule"]["last number"] == 2
+    # cross pairs: (0 vs 7), (2 vs 9), (3 vs 5); (1, 2) share the gold 7 and are skipped
+    assert got["cross_prompt_pairs"] == 3 and got["cross_prompt_right"] == 0.0
+    fooled = verifier_audit(["it is 7", "#### 4"], ["3", "7"])
+    assert fooled["cross_prompt_right"] == 0.5 and fooled["cross_prompt_right_strict"] == 0.0
+    with pytest.raises(ValueError, match="2 responses but 1"):
+        verifier_audit(["a", "b"], ["1"])

@@ -49,8 +49,31 @@ def _clean(raw: str) -> str:
     return raw.replace(",", "").replace(_MINUS, "-")
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer of a response, as a string without commas, or None."""
+ANSWER_RULES = ("####", "answer is", "last number", "none")
+
+
+def answer_rule(text: str) -> str:
+    """Which rule of :func:`extract_answer` reads the response's answer: ``"####"``,
+    ``"answer is"``, ``"last number"`` (the fallback) or ``"none"`` (no number at all)."""
+    if not isinstance(text, str):
+        raise TypeError(f"answer_rule expects a str, got {type(text).__name__}")
+    text = text.replace(_MINUS, "-")
+    idx = text.rfind("####")
+    if idx >= 0 and _first_number(text[idx + 4 :]) is not None:
+        return "####"
+    idx = text.lower().rfind("answer is")
+    if idx >= 0 and _first_number(text[idx + len("answer is") :]) is not None:
+        return "answer is"
+    return "last number" if _last_number(text) is not None else "none"
+
+
+def extract_answer(text: str, strict: bool = False) -> str | None:
+    """The final answer of a response, as a string without commas, or None.
+
+    ``strict``: only the number after the last ``####`` counts (the format the prompt asks
+    for); a response without one has no answer. The lenient default also reads "answer is"
+    and, failing both, the last number in the text: a response that ends on any number, even
+    one that restates the question, can then be marked right (notebook 05 measures how often)."""
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
     text = text.replace(_MINUS, "-")
@@ -59,6 +82,8 @@ def extract_answer(text: str) -> str | None:
         got = _first_number(text[idx + 4 :])
         if got is not None:
             return got
+    if strict:
+        return None
     low = text.lower()
     idx = low.rfind("answer is")
     if idx >= 0:
@@ -86,6 +111,7 @@ def answers_equal(a: str | int | float | None, b: str | int | float | None) -> b
     return x is not None and y is not None and x == y
 
 
-def is_correct(text: str, gold: str | int | float) -> bool:
-    """Whether the response's extracted answer equals ``gold`` numerically."""
-    return answers_equal(extract_answer(text), gold)
+def is_correct(text: str, gold: str | int | float, strict: bool = False) -> bool:
+    """Whether the response's extracted answer equals ``gold`` numerically (``strict``: only
+    a ``####`` answer counts, see :func:`extract_answer`)."""
+    return answers_equal(extract_answer(text, strict=strict), gold)
