@@ -73,10 +73,10 @@ def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, 
         ``right_by_rule``: of those, marked right by the lenient verifier; ``right`` and
         ``right_strict``: marked right by the lenient and the strict verifier;
         ``cross_prompt_right`` / ``cross_prompt_right_strict``: the share of responses marked
-        right when checked against ANOTHER problem's gold (response ``i`` against gold
-        ``i+1``, cyclically, skipping pairs whose golds are equal): a false-positive rate,
-        since a response to one problem answers another only by chance; ``cross_prompt_pairs``:
-        the pairs checked.
+        right when checked against ANOTHER problem's gold (response ``i`` against the first
+        gold after it, cyclically, that differs from its own: the next problem's when samples
+        come grouped by problem): a false-positive rate, since a response to one problem
+        answers another only by chance; ``cross_prompt_pairs``: the pairs checked.
     """
     from .tasks.answers import ANSWER_RULES, answer_rule
 
@@ -85,8 +85,12 @@ def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, 
     rules = [answer_rule(t) for t in responses]
     right = [is_correct(t, g) for t, g in zip(responses, golds, strict=True)]
     n = len(responses)
-    pairs = [(i, (i + 1) % n) for i in range(n)
-             if n > 1 and not answers_equal(golds[i], golds[(i + 1) % n])]
+    pairs = []
+    for i in range(n):  # the next response's problem with another gold (samples come grouped)
+        j = next((j % n for j in range(i + 1, i + n) if not answers_equal(golds[i], golds[j % n])),
+                 None)
+        if j is not None:
+            pairs.append((i, j))
     cross = [is_correct(responses[i], golds[j]) for i, j in pairs]
     cross_strict = [is_correct(responses[i], golds[j], strict=True) for i, j in pairs]
     return {"n": n, "rules": {r: rules.count(r) for r in ANSWER_RULES},

@@ -213,8 +213,8 @@ def test_the_verifier_audit_counts_rules_and_cross_prompt_false_positives():
     assert got["rules"] == {"####": 1, "answer is": 1, "last number": 2, "none": 0}
     assert got["right"] == 4 and got["right_strict"] == 1
     assert got["right_by_rule"]["last number"] == 2
-    # cross pairs: (0 vs 7), (2 vs 9), (3 vs 5); (1, 2) share the gold 7 and are skipped
-    assert got["cross_prompt_pairs"] == 3 and got["cross_prompt_right"] == 0.0
+    # cross pairs: 0 vs 7, 1 vs 9 (2 shares its gold 7), 2 vs 9, 3 vs 5
+    assert got["cross_prompt_pairs"] == 4 and got["cross_prompt_right"] == 0.0
     fooled = verifier_audit(["it is 7", "#### 4"], ["3", "7"])
     assert fooled["cross_prompt_right"] == 0.5 and fooled["cross_prompt_right_strict"] == 0.0
     with pytest.raises(ValueError, match="2 responses but 1"):
