@@ -69,6 +69,10 @@ def test_shared_prefix_gives_the_samples_of_plain_generate(tiny, prompts):
     assert [g.num_tokens for g in shared] == [g.num_tokens for g in plain]
 
 
+# Token-for-token comparisons across decode paths and batch sizes below hold on any CPU: on
+# these prompts tiny-random's greedy choices are never nearly tied (smallest top-1 minus top-2
+# logit gap 0.40 over 168 decisions) while the paths move a logit by 3.6e-7 at most (float32;
+# the same at 1 and 2 threads). Measured with generate(output_scores=True).
 @pytest.fixture(scope="module")
 def more_prompts(tiny):
     from larpo_lite.tasks import load_split, problem_prompt
