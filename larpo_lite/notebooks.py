@@ -12,6 +12,7 @@ import ast
 import base64
 import copy
 import io
+import json
 import os
 import subprocess
 import sys
@@ -86,11 +87,21 @@ def recorded_seconds() -> dict[str, float]:
 
 
 def reused_work_note(since: float, root: Path | None = None) -> str:
+    """:func:`reused_work` in one sentence; "" when there was none, so the run's wall time is
+    that of a run from scratch."""
+    earlier = reused_work(since, root)
+    if not earlier:
+        return ""
+    return (f"{len(earlier)} trained round(s) loaded from run folders made before this run, not "
+            "trained in it (" + "; ".join(earlier) + ")")
+
+
+def reused_work(since: float, root: Path | None = None) -> list[str]:
     """What a default run found already trained: loop rounds under ``root`` (default
     ``runs/default``) whose training was loaded (``train_reused_from`` in a run's
     ``results.jsonl``) from a run folder that existed before ``since`` (a ``time.time()``): the
-    validation study's, or an earlier run's. Rounds shared within the run are not counted.
-    "" when there were none, so the run's wall time is that of a run from scratch."""
+    validation study's, or an earlier run's, one line each. Rounds shared within the run are
+    not counted."""
     root = root or runs_dir() / DEFAULT_PRESET
     earlier = []
     for results in sorted(root.glob("loop/*/results.jsonl")):
@@ -106,10 +117,59 @@ def reused_work_note(since: float, root: Path | None = None) -> str:
             made = (folder / "config.json").stat().st_mtime if (folder / "config.json").exists() else 0.0
             if made < since:
                 earlier.append(f"{results.parent.name} round {row.get('iteration')} from {source}")
-    if not earlier:
-        return ""
-    return (f"{len(earlier)} trained round(s) loaded from run folders made before this run, not "
-            "trained in it (" + "; ".join(earlier) + ")")
+    return earlier
+
+
+SEGMENTS_FILE = ".suite_segments.json"  # in runs/default: the whole default run's segments
+_HEARTBEAT_SECONDS = 30.0
+
+
+class SuiteClock:
+    """The wall time of a whole default run that may be cut and started again: each start is
+    a segment, its elapsed time written to ``<runs>/default/.suite_segments.json`` every
+    ``_HEARTBEAT_SECONDS`` (so a killed segment counts up to its last heartbeat); a run that
+    finds unfinished segments there is ``resumed`` and counts their sum. The file goes when
+    the run ends."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        import threading
+
+        self.path = (root or runs_dir() / DEFAULT_PRESET) / SEGMENTS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            earlier = json.loads(self.path.read_text()).get("segments", [])
+        except (OSError, ValueError, AttributeError):
+            earlier = []
+        self.segments = [float(x) for x in earlier if isinstance(x, (int, float))]
+        self.resumed = bool(self.segments)
+        self.started = time.time()
+        self._t0 = time.perf_counter()
+        self.segments.append(0.0)
+        self._stop = threading.Event()
+        self._write()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        self.segments[-1] = round(time.perf_counter() - self._t0, 1)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"segments": self.segments}))
+        os.replace(tmp, self.path)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(_HEARTBEAT_SECONDS):
+            self._write()
+
+    def stop(self, finished: bool) -> dict[str, Any]:
+        """End this segment: ``{"seconds", "resumed", "segments"}``; ``finished`` removes the
+        file (a later run starts afresh), else it keeps this segment for the next start."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._write()
+        if finished:
+            self.path.unlink(missing_ok=True)
+        return {"seconds": round(sum(self.segments), 1), "resumed": self.resumed,
+                "segments": list(self.segments)}
 
 
 CHILD_ENV = "LARPO_LITE_JOBS_CHILD"  # set in the processes that _run_parallel starts
@@ -640,10 +700,6 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     ``executed/`` (:func:`write_executed_copy`; ``executed_dir`` sends copies of any run
     elsewhere, see :func:`executed_dir_for`), and at its end each notebook is replayed once for
     the replay timings. Returns the executed notebooks' paths (under ``runs/``)."""
-    import papermill as pm
-
-    from .replay import finish_recording
-
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if jobs > 1 and (overrides or folder != "notebooks" or executed_dir is not None):
@@ -666,18 +722,37 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                                f"{params.device!r}: {e}") from None
     out = writable_dir(Path(out_dir) if out_dir else runs_dir() / preset_folder(params.preset))
     replay_at_end = default_run and not os.environ.get(CHILD_ENV)  # a --jobs child: the parent
-    if jobs > 1:
-        t0, started = time.perf_counter(), time.time()
-        paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
-        seconds = time.perf_counter() - t0
-        if replay_at_end:
-            _replay_after_default_run(notebook_paths(only), log_output)
-        if default_run and not only:  # the whole default run: its wall time
-            from .workshop import record_suite, write_guide
+    whole = replay_at_end and not only and folder == "notebooks"  # the whole default run
+    clock = SuiteClock() if whole else None
+    finished = False
+    try:
+        if jobs > 1:
+            paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
+        else:
+            paths = _run_each(preset, values, only, out, log_output, folder, copies_to,
+                              default_run)
+        finished = True
+    finally:
+        timing = clock.stop(finished) if clock is not None else None
+    if replay_at_end:
+        _replay_after_default_run(notebook_paths(only, folder), log_output)
+    if timing is not None:  # the whole default run: its wall time, summed over its segments
+        from .workshop import record_suite, write_guide
 
-            record_suite(seconds, jobs, note=reused_work_note(started))
-            write_guide()
-        return paths
+        record_suite(timing["seconds"], jobs, note=reused_work_note(clock.started),
+                     reused=reused_work(clock.started), resumed=timing["resumed"],
+                     segments=timing["segments"])
+        write_guide()
+    return paths
+
+
+def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, out: Path,
+              log_output: bool, folder: str, copies_to: Path | None, default_run: bool) -> list[Path]:
+    """The notebooks of :func:`run_notebooks`, one after another in this process."""
+    import papermill as pm
+
+    from .replay import finish_recording
+
     done = []
     too_big: list[str] = []
     # the kernels inherit these: no progress bars, and which preset file runs (a default.yaml
@@ -721,6 +796,4 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                 os.environ[k] = v
     if too_big:
         raise LarpoLiteError("executed copies over the size limit:\n" + "\n".join(too_big))
-    if replay_at_end:
-        _replay_after_default_run(notebook_paths(only, folder), log_output)
     return done

@@ -189,13 +189,19 @@ def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
 
 
 def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | None = None,
-                 today: str | None = None) -> Path:
+                 today: str | None = None, reused: list[str] | None = None,
+                 resumed: bool = False, segments: list[float] | None = None) -> Path:
     """Record the wall time of a whole default run (``larpo-lite notebooks --preset default``
-    over every notebook) in ``reports/timing.json`` under ``suite``; ``note`` says what the
-    run could reuse (run folders or a sample cache left by earlier work)."""
+    over every notebook) in ``reports/timing.json`` under ``suite``; ``note`` and ``reused``
+    say what the run could reuse (trained rounds left by earlier work: ``[]`` for a run from
+    scratch); a run cut and started again is ``resumed``, its ``seconds`` the sum of its
+    ``segments``."""
     entry = {"seconds": round(float(seconds)), "jobs": int(jobs),
              "date": today or dt.date.today().isoformat(),
-             "source": f"larpo-lite notebooks --preset default --jobs {jobs}" + (f"; {note}" if note else "")}
+             "source": f"larpo-lite notebooks --preset default --jobs {jobs}" + (f"; {note}" if note else ""),
+             "reused": list(reused or []), "resumed": bool(resumed)}
+    if resumed:
+        entry["segments"] = [round(float(x), 1) for x in segments or []]
     return _update_timing(path, lambda data: data.__setitem__("suite", entry))
 
 

@@ -233,3 +233,28 @@ def test_replay_checks_every_record_before_any_notebook_runs(tmp_path, monkeypat
     with pytest.raises(replay.ReplayRecordError, match="temperature: recorded 0.7, this run 0.3"):
         run_notebooks("replay", only=["01"], overrides={"replay_dir": str(records), "temperature": 0.3})
     assert ran == []
+
+
+def test_a_whole_default_run_records_its_wall_time_summed_over_its_segments(tmp_path, monkeypatch):
+    from larpo_lite import notebooks, workshop
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    ran: list = []
+    _fake_papermill(monkeypatch, ran)
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda *a, **k: None)
+    monkeypatch.setattr(notebooks, "write_executed_copy", lambda *a, **k: None)
+    monkeypatch.setattr(workshop, "write_guide", lambda *a, **k: None)
+    suites: list = []
+    monkeypatch.setattr(workshop, "record_suite", lambda *a, **k: suites.append((a, k)))
+    # an earlier segment of this run was cut after 100 s
+    seg = tmp_path / "runs" / "default" / notebooks.SEGMENTS_FILE
+    seg.parent.mkdir(parents=True)
+    seg.write_text('{"segments": [100.0]}')
+    run_notebooks("default")
+    ((args, kw),) = suites
+    assert kw["resumed"] and kw["segments"][0] == 100.0 and len(kw["segments"]) == 2
+    assert args[0] == pytest.approx(sum(kw["segments"]), abs=0.2) and kw["reused"] == []
+    assert not seg.exists()
+    suites.clear()
+    run_notebooks("default", only=["01"])  # one notebook is not the whole run
+    assert suites == []

@@ -144,7 +144,13 @@ def test_record_suite_keeps_the_run_and_what_it_reused(tmp_path):
     record_suite(4321.4, 2, note="1 trained round(s) loaded", path=path, today="2026-11-30")
     suite = read_timing(path)["suite"]
     assert suite == {"seconds": 4321, "jobs": 2, "date": "2026-11-30",
-                     "source": "larpo-lite notebooks --preset default --jobs 2; 1 trained round(s) loaded"}
+                     "source": "larpo-lite notebooks --preset default --jobs 2; 1 trained round(s) loaded",
+                     "reused": [], "resumed": False}
+    record_suite(100.0, 2, path=path, reused=["a round 1 from b round 1"], resumed=True,
+                 segments=[60.04, 39.96])
+    suite = read_timing(path)["suite"]
+    assert suite["reused"] == ["a round 1 from b round 1"] and suite["resumed"]
+    assert suite["segments"] == [60.0, 40.0]
     record_suite(10, 1, path=path, today="2026-12-01")  # a later run replaces it, without a note
     assert read_timing(path)["suite"]["source"] == "larpo-lite notebooks --preset default --jobs 1"
 
@@ -169,3 +175,31 @@ def test_reused_work_note_counts_only_rounds_trained_before_the_run(tmp_path):
     assert note.startswith("1 trained round(s)") and "listmle-x round 1 from tune/pairwise-old round 1" in note
     assert "pairwise-new" not in note  # made during the run: shared within it, not earlier work
     assert reused_work_note(500.0, root=tmp_path) == ""
+
+
+def test_a_default_run_cut_and_started_again_counts_every_segment(tmp_path, monkeypatch):
+    from larpo_lite import notebooks
+
+    monkeypatch.setattr(notebooks, "_HEARTBEAT_SECONDS", 0.05)
+    first = notebooks.SuiteClock(root=tmp_path)
+    assert not first.resumed
+    import time
+
+    time.sleep(0.2)  # killed here: only its heartbeats are left
+    first._stop.set()
+    first._thread.join()
+    left = json.loads((tmp_path / notebooks.SEGMENTS_FILE).read_text())["segments"]
+    assert len(left) == 1 and left[0] > 0
+    second = notebooks.SuiteClock(root=tmp_path)
+    got = second.stop(finished=True)
+    assert got["resumed"] and len(got["segments"]) == 2 and got["segments"][0] == left[0]
+    assert got["seconds"] == round(sum(got["segments"]), 1)
+    assert not (tmp_path / notebooks.SEGMENTS_FILE).exists()
+    third = notebooks.SuiteClock(root=tmp_path)  # after a finished run: a fresh start
+    assert not third.stop(finished=True)["resumed"]
+
+
+def test_reused_work_lists_each_round(tmp_path):
+    from larpo_lite.notebooks import reused_work
+
+    assert reused_work(0.0, root=tmp_path) == []
