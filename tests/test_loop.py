@@ -167,7 +167,7 @@ def test_two_processes_run_the_loop_once(tmp_path):
     for s in (1, 2):  # the same lists (round 2 is sampled by the policy trained in round 1)
         assert (one / f"lists_iter{s}.jsonl").read_text() == (two / f"lists_iter{s}.jsonl").read_text()
     # losses relative (measured 1 vs 2 processes: 1.0e-7; the trainer's own test 1.4e-6); the
-    # lists are texts sampled by policies that differ by that rounding: no draw was near a tie
+    # lists are texts sampled by policies that differ by that rounding (equal when measured)
     for ra, rb in zip(a[1:], b[1:], strict=True):
         assert ra["train_steps"] == rb["train_steps"] > 0
         assert rb["loss_first"] == pytest.approx(ra["loss_first"], rel=1e-4)
