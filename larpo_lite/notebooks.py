@@ -530,28 +530,15 @@ def write_executed_copy(executed: str | Path, dest_dir: str | Path,
     The copy is written whole or not at all: to a temp file of its own beside it, synced, then
     renamed over it; a failed write (a full disk, an interrupt) removes the temp file and leaves
     the earlier copy as it was."""
-    import tempfile
-
     import nbformat
+
+    from .reports import replace_atomically
 
     executed = Path(executed)
     nb, steps = shrink_notebook(nbformat.read(executed, as_version=4), max_bytes, executed.name)
     dest = Path(dest_dir) / executed.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
     data = _notebook_text(nb).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            mask = os.umask(0o022)
-            os.umask(mask)
-            os.fchmod(f.fileno(), 0o666 & ~mask)  # as open() would make it (mkstemp gives 0600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(dest, lambda f: f.write(data))
     how = f" ({'; '.join(steps)})" if steps else ""
     print(f"[larpo-lite] executed copy {dest} {len(data) / 1e6:.2f} MB{how}", flush=True)
     return dest

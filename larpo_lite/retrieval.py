@@ -667,19 +667,9 @@ def _save_embeddings(path: Path, embeddings: np.ndarray) -> None:
     """``embeddings`` to ``path`` whole or not at all: written to a temp file of its own beside
     it, synced, then renamed over it (two processes encoding the same passages each rename a
     complete file; a full disk leaves the old file, or none, and no temp file)."""
-    import tempfile
+    from .reports import replace_atomically
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, embeddings)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda f: np.save(f, embeddings))
 
 
 class DenseRetriever:
