@@ -224,6 +224,28 @@ class Params:
         except (ParamsError, OSError):
             return False
 
+    def changes(self) -> dict[str, tuple[Any, Any]]:
+        """``{key: (preset's value, this run's value)}`` for every parameter that differs from
+        its preset's file (``params/<preset>.yaml``); ``{}`` when none does or the preset has no
+        file here (then nothing can be compared)."""
+        try:
+            base = Params.load(self.preset)
+        except (ParamsError, OSError, FileNotFoundError):
+            return {}
+        mine, theirs = self.to_dict(), base.to_dict()
+        return {k: (theirs[k], v) for k, v in mine.items() if theirs.get(k) != v}
+
+    def describe(self) -> str:
+        """One line for a notebook to print instead of every parameter: the preset, what this
+        run changed from it, and where its results go (the committed folders only for the
+        default run)."""
+        changed = self.changes()
+        what = ("as in its file" if not changed else
+                "changed: " + ", ".join(f"{k}={v!r} (preset {p!r})" for k, (p, v) in changed.items()))
+        where = ("the committed figures/, reports/ and replay/" if self.is_default_run() else
+                 f"{self.out_dir('reports', create=False).parent}/")
+        return f"preset {self.preset!r}, {what}; results go to {where}"
+
     def out_dir(self, kind: str, create: bool = True) -> Path:
         """Where this run's ``figures``, ``reports`` or ``record`` (replay records) go, created
         and checked writable unless ``create`` is false.

@@ -186,3 +186,13 @@ def test_yaml_infinities_in_a_preset_file_are_refused_naming_file_and_key(tmp_pa
         path.write_text(f"based_on: smoke\n{text}\n")
         with pytest.raises(ParamsError, match=f"^{path}: parameter '{key}' must be a .*finite"):
             Params.load(str(path))
+
+
+def test_describe_names_only_what_differs_from_the_preset():
+    p = Params.load("smoke")
+    assert p.changes() == {} and "as in its file" in p.describe()
+    q = Params.load("smoke", n_test=3, lr=0.25)
+    assert q.changes() == {"n_test": (p.n_test, 3), "lr": (p.lr, 0.25)}
+    line = q.describe()
+    assert "n_test=3" in line and "lr=0.25" in line and "runs" in line
+    assert "seed" not in line  # unchanged keys are not printed
