@@ -1,848 +1,94 @@
-"""The LARPO loop (Algorithm 1 of the paper): sample -> rank -> merge -> train -> evaluate.
+"""The LARPO loop (Algorithm 1 of the paper): sample -> rank -> select -> merge -> train -> evaluate.
 
-Introduced in notebooks/07_larpo_loop; notebooks/05_hard_negatives and
-notebooks/06_candidate_lists run variants of it.
+Introduced in notebooks/07_larpo_loop, which shows :func:`algorithm_1` beside the paper's
+pseudo-code; notebooks/05_hard_negatives and notebooks/06_candidate_lists run variants of it.
 
-Each iteration ``s = 1..T``:
+:func:`algorithm_1` is the loop as the paper writes it, one line per step; ``_Run`` holds its
+state (the policy, the lists of earlier rounds, the results rows) and does each step. Round
+``s = 1..T``:
 
-1. the behaviour policy (the current one) samples ``k`` responses for ``M`` new training
-   prompts (prompts ``(s-1)M .. sM-1`` of the mini-GSM train split), at one temperature or
-   a mix (``k`` split across them);
-2. the reranker (the task's verifier) ranks each prompt's responses;
-3. the lists of the objective's selection strategy (or the pairs of a hard-negative tier)
-   are merged with earlier iterations' lists (memorization: current / previous / all);
-4. reference log-probs are computed once (reference = the initial policy, or the behaviour
-   policy; recorded in the results), then the policy is trained on the merged lists;
-5. the trained policy is evaluated: greedy accuracy on validation and test (pass@N on test
-   after the last round, and for the initial policy), with each problem's score recorded so
-   two runs on the same problems compare paired (:func:`per_problem`); ``eval_split=
-   "validation"`` (tuning, :mod:`larpo_lite.tune`) evaluates on validation only and never
-   loads the test split;
-6. a checkpoint is written (LoRA: the adapters of this iteration, merged into the policy
-   afterwards; full fine-tuning: the whole model).
+1. sample: the behaviour policy (the current one) samples ``k`` responses for ``M`` new training
+   prompts (prompts ``(s-1)M .. sM-1`` of the train split), at one temperature or a mix (``k``
+   split across them);
+2. rank: the reranker (the task's verifier, or a reward model) orders each prompt's responses;
+3. select: the lists of the objective's selection strategy (or the pairs of a hard-negative tier);
+4. merge: with earlier rounds' lists (memorization: current / previous / all);
+5. train: reference log-probs computed once (reference = the initial policy, or the behaviour
+   policy; recorded in the results), then the policy trained on the merged lists, and a
+   checkpoint written (LoRA: the round's adapters, merged into the policy afterwards; full
+   fine-tuning: the whole model);
+6. evaluate: greedy accuracy on validation and test (pass@N on test after the last round, and
+   for the initial policy), with each problem's score recorded so two runs on the same problems
+   compare paired (:func:`per_problem`); ``eval_split="validation"`` (tuning,
+   :mod:`larpo_lite.tune`) evaluates on validation only and never loads the test split.
 
-Files of a run (``out_dir``): ``config.json``; ``results.jsonl`` (one row per iteration, row 0
-the initial policy); ``candidates_iter{s}_T{t}.jsonl`` (``datasets.load_dataset("json", ...)``
-reads them); ``lists_iter{s}.jsonl``; ``ckpt_iter{s}/``. A run killed at any point resumes
-from its last finished iteration and ends with the same numbers as an uninterrupted one. Each
-row of ``results.jsonl`` records the sha256 of the lists and candidates files its round wrote
-(``sha256``) and the number of lists (``lists``): a resume refuses files that changed since,
-naming them. A finished run is read back without writing anything (a read-only copy works);
-:func:`run_locked` (the ``larpo-lite loop`` command) and :func:`run_shared` hold a lock on the
-folder while there is work to do, so two commands never do the same run twice.
-The initial policy's samples go through :mod:`larpo_lite.cache`, shared by every method.
-Runs started with :func:`run_shared` live in a folder named by a hash of their config, so
-notebooks share identical runs; delete ``runs/<preset>/loop`` after changing the code.
+The bookkeeping lives elsewhere: the configuration in :mod:`larpo_lite.loop_config`; the run's
+files, their integrity hashes, resume, locks and training reuse in :mod:`larpo_lite.run_folder`
+(read there what a run folder holds). The initial policy's samples go through
+:mod:`larpo_lite.cache`, shared by every method.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
-import math
-import os
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import cache as cand_cache
 from . import lists as L
-from .errors import LarpoLiteError
+from . import run_folder
 from .evaluate import CandidateSet, sample_candidates, score_candidates
-from .jsonl import CorruptFileError, read_jsonl
 from .logprobs import ReferenceCache
+from .loop_config import (  # noqa: F401  (re-exported: loop.LoopConfig, loop.REFERENCES, ...)
+    DEFAULT_STRATEGY,
+    EVAL_SPLITS,
+    HIGH_T,
+    REFERENCES,
+    STARTS,
+    LoopConfig,
+    iterative_dpo_config,
+    offline_config,
+)
+from .loop_policy import LoopPolicy, lora, sample_seed
 from .progress import progress
 from .rewards import reranker_for
-from .tasks import Problem, has_verifier, load_task
-from .trainer import (
-    RANKING_OBJECTIVES,
-    RankedList,
-    TrainConfig,
-    balanced_lists_per_step,
-    lora_config,
-    train_ranking,
+from .run_folder import (  # noqa: F401  (re-exported: loop.read_results, loop.per_problem, ...)
+    REUSED_STATS,
+    RUN_KINDS,
+    TRAINING_FIELDS,
+    NotARunFolderError,
+    OutdatedRunError,
+    RunInUseError,
+    check_round_files,
+    find_trained,
+    finished_rows,
+    per_problem,
+    read_results,
+    training_key,
 )
-
-REFERENCES = ("initial", "behaviour")
-STARTS = ("initial", "sft")
-EVAL_SPLITS = ("test", "validation")
-DEFAULT_STRATEGY = {"pairwise": "best_worst", "contrastive": "top1_bottom3",
-                    "lambdarank": "top2_bottom2", "listmle": "top2_bottom2"}
-HIGH_T = 1.0  # the temperature of hard-negative tier (3)
-
-
-@dataclass
-class LoopConfig:
-    """Everything that determines a loop run (saved to ``config.json``; a resumed run must match).
-
-    Attributes:
-        iterations: T, the number of sample -> train rounds.
-        prompts_per_iter: M, new training prompts per iteration.
-        k: responses sampled per prompt (split across ``temperatures`` for a mix).
-        temperatures: the sampling temperature, or a mix such as [1.0, 0.5].
-        objective: pairwise, contrastive, lambdarank or listmle.
-        strategy: list selection (see :mod:`larpo_lite.lists`); None: the objective's default
-            (pairwise best_worst, contrastive top1_bottom3, LambdaRank/ListMLE top2_bottom2).
-        negative_tier: None, or a hard-negative tier of ``lists.TIERS``: then the loop samples
-            ``k`` responses at ``temperatures[0]`` and ``k`` at 1.0 and trains pairwise on
-            (correct, tier negative) pairs.
-        memory: current, previous or all (candidate-list memorization).
-        reference: "initial" (the starting policy) or "behaviour" (the policy that sampled).
-        n_val, n_test: validation and test problems for greedy accuracy.
-        eval_samples: samples per test problem for pass@N (0: greedy only).
-        task: mini_gsm, gsm8k, math or ultrafeedback (``tasks.load_task``).
-        task_source: where a hub task's data comes from (a hub id or local files, see
-            ``tasks.load_task``); "" = the task's hub default. Left out of ``to_dict`` when
-            empty, so runs without it keep their folders.
-        reward_model: an HF reward model (id or folder) as the reranker; "" keeps ``reranker``.
-            Required by tasks without a verifier (ultrafeedback), where it also scores the
-            evaluation: greedy "accuracy" is then the mean reward, pass@N the best-of-N reward.
-        train_dtype, grad_accum: training precision (bf16 autocast; with LoRA the frozen base
-            is loaded in that dtype) and micro-batches per step.
-        gold_in_list: add the task's worked solution to each prompt's candidates (a sure
-            correct response; the smoke preset's untrained model never answers right).
-        eval_split: "test" (greedy on ``n_val`` validation and ``n_test`` test problems, pass@N
-            on test) or "validation" (greedy and pass@N on ``n_val`` validation problems only;
-            the test split is never loaded: for choosing settings). Left out of ``to_dict``
-            when "test", so runs without it keep their folders.
-        instruction: the answer-format instruction of math prompts; "" keeps
-            ``tasks.INSTRUCTION``. Left out of ``to_dict`` when empty.
-        start: the policy round 1 starts from: "initial" (the model) or "sft" (the model after
-            SFT on the worked solutions of the run's training prompts, at ``sft_lr`` for
-            ``sft_epochs``, LoRA as the loop's; notebook 03's SFT). With "sft", round 0 is the
-            SFT policy and the reference "initial" means it. ``start`` and ``sft_*`` are left
-            out of ``to_dict`` when "initial", so runs without them keep their folders.
-    """
-
-    model_name: str = "smollm2-135m-instruct"
-    task: str = "mini_gsm"
-    task_source: str = ""
-    device: str = "auto"
-    dtype: str = "auto"
-    backend: str = "hf"
-    batch_size: int = 64
-    iterations: int = 2
-    prompts_per_iter: int = 16
-    k: int = 4
-    temperatures: list[float] = field(default_factory=lambda: [0.7])
-    top_p: float = 1.0
-    max_new_tokens: int = 48
-    objective: str = "pairwise"
-    strategy: str | None = None
-    negative_tier: str | None = None
-    memory: str = "current"
-    reference: str = "initial"
-    reranker: str = "verifier"
-    reward_model: str = ""
-    beta: float = 0.1
-    lr: float = 1e-4
-    epochs: int = 2
-    lists_per_step: int = 8
-    lora_r: int = 16
-    train_dtype: str = "float32"
-    grad_accum: int = 1
-    n_val: int = 32
-    n_test: int = 32
-    eval_samples: int = 4
-    eval_temperature: float = 0.7
-    gold_in_list: bool = False
-    eval_split: str = "test"
-    instruction: str = ""
-    start: str = "initial"
-    sft_lr: float = 5e-4
-    sft_epochs: int = 3
-    seed: int = 0
-    show_progress: bool = True
-
-    def validate(self) -> None:
-        verified = has_verifier(self.task)  # unknown tasks raise here
-        if not verified and not self.reward_model:
-            raise ValueError(f"task {self.task!r} has no verifier: set reward_model (an HF reward "
-                             "model id or folder) to rank and score its responses")
-        if not verified and self.negative_tier is not None:
-            raise ValueError("hard-negative tiers sort responses into correct and incorrect: they "
-                             f"need a task with a verifier, not {self.task!r}")
-        if self.objective not in RANKING_OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; valid: "
-                             f"{', '.join(RANKING_OBJECTIVES)}")
-        if self.strategy is not None and self.strategy not in L.STRATEGIES:
-            raise ValueError(f"unknown selection strategy {self.strategy!r}; valid: "
-                             f"{', '.join(L.STRATEGIES)}")
-        if self.negative_tier is not None:
-            if self.negative_tier not in L.TIERS:
-                raise ValueError(f"unknown hard-negative tier {self.negative_tier!r}; valid: "
-                                 f"{', '.join(L.TIERS)}")
-            if self.objective != "pairwise":
-                raise ValueError("hard-negative tiers train pairwise (objective='pairwise')")
-        if self.memory not in L.MEMORY:
-            raise ValueError(f"unknown memorization mode {self.memory!r}; valid: "
-                             f"{', '.join(L.MEMORY)}")
-        if self.reference not in REFERENCES:
-            raise ValueError(f"unknown reference {self.reference!r}; valid: {', '.join(REFERENCES)}")
-        if self.start not in STARTS:
-            raise ValueError(f"unknown start {self.start!r}; valid: {', '.join(STARTS)}")
-        if self.start == "sft" and not has_verifier(self.task):
-            raise ValueError(f"start 'sft' trains on worked solutions: task {self.task!r} has none")
-        if self.start == "sft" and (not math.isfinite(self.sft_lr) or self.sft_lr <= 0
-                                    or self.sft_epochs < 1):
-            raise ValueError(f"start 'sft' needs a finite sft_lr > 0 and sft_epochs >= 1, got "
-                             f"{self.sft_lr} and {self.sft_epochs}")
-        for name in ("iterations", "prompts_per_iter", "k", "epochs", "lists_per_step"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        self._check_numbers()
-        if self.eval_split not in EVAL_SPLITS:
-            raise ValueError(f"unknown eval_split {self.eval_split!r}; valid: {', '.join(EVAL_SPLITS)}")
-        if self.eval_split == "validation" and self.n_val < 1:
-            raise ValueError("eval_split 'validation' evaluates on the n_val validation problems: "
-                             "set n_val >= 1")
-        L.split_k(self.k, self.temperatures)
-        if self.task == "mini_gsm" and self.iterations * self.prompts_per_iter > 1000:
-            raise ValueError("iterations * prompts_per_iter exceeds the 1000 train problems")
-
-    def _check_numbers(self) -> None:
-        """Finite numbers in range (``inf`` passes every lower bound; NaN no comparison)."""
-        from .config import MAX_NEW_TOKENS
-
-        floats = {"lr": self.lr, "beta": self.beta, "top_p": self.top_p,
-                  "eval_temperature": self.eval_temperature,
-                  **{f"temperatures[{i}]": t for i, t in enumerate(self.temperatures)}}
-        for name, v in floats.items():
-            if not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, got {v}")
-        for name in ("lr", "beta"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if min([*self.temperatures, self.eval_temperature]) < 0:
-            raise ValueError(f"temperatures and eval_temperature must be >= 0, got "
-                             f"{self.temperatures} and {self.eval_temperature}")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
-            raise ValueError(f"max_new_tokens must be in 1..{MAX_NEW_TOKENS}, got {self.max_new_tokens}")
-        for name in ("batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lora_r", "n_val", "n_test", "eval_samples", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-
-    @property
-    def selection(self) -> str:
-        return self.strategy or DEFAULT_STRATEGY[self.objective]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("show_progress")
-        for key, default in (("task_source", ""), ("eval_split", "test"), ("instruction", "")):
-            if d[key] == default:
-                d.pop(key)
-        if d["start"] == "initial":
-            for key in ("start", "sft_lr", "sft_epochs"):
-                d.pop(key)
-        return d
-
-    @classmethod
-    def from_params(cls, params: Any, alignment: bool = False, **overrides: Any) -> LoopConfig:
-        """The loop set-up of a preset (``larpo_lite.config.Params``), with overrides.
-
-        ``alignment=True`` for the alignment notebooks (06, 07): the task, its source and the
-        reward model come from ``params.task_setting(alignment)``."""
-        p = params
-        task, source, reward_model = p.task_setting(alignment)
-        base = dict(
-            model_name=p.model_name, task=task, task_source=source, reward_model=reward_model,
-            reranker=p.reranker,
-            train_dtype=p.train_dtype, grad_accum=p.grad_accum, device=p.device, dtype=p.dtype, backend=p.backend,
-            batch_size=p.batch_size, iterations=p.iterations, prompts_per_iter=p.prompts_per_iter,
-            k=p.k_train, temperatures=list(p.loop_temperatures), top_p=p.top_p,
-            max_new_tokens=p.max_new_tokens, memory=p.memory, reference=p.reference,
-            beta=p.beta, lr=p.lr, epochs=p.epochs, lists_per_step=p.lists_per_step,
-            lora_r=p.lora_r, n_val=p.n_val, n_test=p.n_eval, eval_samples=p.loop_eval_samples,
-            eval_temperature=p.temperature, gold_in_list=p.gold_in_list, seed=p.seed,
-        )
-        base.update(overrides)
-        return cls(**base)
-
-
-def offline_config(cfg: LoopConfig) -> LoopConfig:
-    """The offline-DPO baseline on the same budget: one round, pairwise, on the initial
-    policy's samples for all ``iterations * prompts_per_iter`` prompts."""
-    return dataclasses.replace(cfg, iterations=1, prompts_per_iter=cfg.iterations * cfg.prompts_per_iter,
-                               objective="pairwise", strategy="best_worst", negative_tier=None)
-
-
-def iterative_dpo_config(cfg: LoopConfig) -> LoopConfig:
-    """The iterative-DPO baseline: pairwise, 2 samples per prompt, current iteration only,
-    the first sampling temperature."""
-    return dataclasses.replace(cfg, objective="pairwise", strategy="best_worst", k=2,
-                               temperatures=cfg.temperatures[:1], memory="current",
-                               negative_tier=None)
-
-
-# --------------------------------------------------------------------------- helpers
-def _lora(cfg: LoopConfig) -> dict[str, Any] | None:
-    return lora_config(cfg.lora_r)
-
-
-def _sample_seed(cfg: LoopConfig, s: int) -> int:
-    # iteration 1 uses the run's seed itself, so every method shares the initial samples
-    return cfg.seed + 7919 * (s - 1)
-
-
-def _world() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _wait_for(path: Path, what: str, poll: float = 1.0) -> None:
-    """A non-main process waits for the main one to write ``path`` (a file, not a collective:
-    sampling a round at 7B can outlast a process group's barrier timeout). If the main process
-    dies, the launcher ends this one too."""
-    t0 = report = time.perf_counter()
-    while not path.exists():
-        time.sleep(poll)
-        if time.perf_counter() - report > 1800:
-            report = time.perf_counter()
-            print(f"[rank {os.environ.get('RANK')}] waiting for {what} ({path}) for "
-                  f"{(report - t0) / 60:.0f} min", flush=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _write_lists(path: Path, items: list[RankedList]) -> None:
-    _write_atomic(path, "".join(json.dumps({"prompt": x.prompt, "responses": x.responses,
-                                            "rewards": x.rewards,
-                                            **({"truncated": x.truncated} if x.truncated else {})})
-                                + "\n" for x in items))
-
-
-def _start_over(out: Path) -> str:
-    """What to do about a run folder whose files are damaged or changed."""
-    return f"start over with --no-resume (resume=False), or delete {out}"
-
-
-def _read_lists(path: Path) -> list[RankedList]:
-    rows = read_jsonl(path, required=("prompt", "responses", "rewards"),
-                      remedy=_start_over(path.parent))
-    return [RankedList(r["prompt"], r["responses"], r["rewards"], r.get("truncated"))
-            for r in rows]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _per_problem_fields(split: str, got: CandidateSet) -> dict[str, Any]:
-    """The per-problem scores of one greedy evaluation (``got``: k=1 per problem), compact:
-    ``{split}_correct`` a string of ``0``/``1`` (verifier) or ``{split}_rewards`` a list of
-    floats (reward model); and ``{split}_tokens``, the greedy answers' mean length."""
-    out: dict[str, Any] = {f"{split}_tokens": got.mean_tokens()}
-    if got.rewards is None:
-        out[f"{split}_correct"] = "".join("1" if c else "0" for c in got.correct[:, 0])
-    else:
-        out[f"{split}_rewards"] = [float(r) for r in got.rewards[:, 0]]
-    return out
-
-
-def per_problem(row: dict[str, Any], split: str = "val") -> np.ndarray:
-    """A results row's per-problem greedy scores on ``split`` ("val" or "test"): float
-    ``[P]``, 0/1 correctness or rewards, problems in the split's order (for
-    :func:`larpo_lite.metrics.paired_stats` between two rows on the same problems).
-
-    Raises:
-        KeyError: the row has no per-problem scores for ``split`` (an older results file, or
-            a split the run did not evaluate)."""
-    if f"{split}_correct" in row:
-        return np.array([c == "1" for c in row[f"{split}_correct"]], dtype=np.float64)
-    if f"{split}_rewards" in row:
-        return np.asarray(row[f"{split}_rewards"], dtype=np.float64)
-    raise KeyError(f"round {row.get('iteration')} has no per-problem scores on {split!r}")
-
-
-@contextlib.contextmanager
-def _instruction(text: str) -> Iterator[None]:
-    """Math prompts ask with ``text`` (instead of ``tasks.INSTRUCTION``) while the block runs;
-    "" changes nothing. Every prompt of a run goes through ``tasks.problem_prompt``, which
-    reads the module's instruction, and the candidate cache keys on the prompt strings, so
-    samples under one instruction are never reused under another. One run at a time per
-    process (the instruction is the module's)."""
-    if not text:
-        yield
-        return
-    from .tasks import prompts
-
-    old, prompts.INSTRUCTION = prompts.INSTRUCTION, text
-    try:
-        yield
-    finally:
-        prompts.INSTRUCTION = old
-
-
-def read_results(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``results.jsonl`` (row 0: the initial policy), [] if none yet.
-
-    Raises:
-        CorruptFileError: a damaged line, named with its file and line number."""
-    path = Path(out_dir) / "results.jsonl"
-    if not path.is_file():
-        return []
-    return read_jsonl(path, required=("iteration",), remedy=_start_over(path.parent))
-
-
-def check_round_files(out_dir: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Refuse to resume on files that are not those the finished rounds wrote.
-
-    Each round's row records the sha256 of its lists and candidates files (``sha256``) and the
-    number of lists (``lists``); rows written before hashes were recorded are checked by
-    their number of lists only.
-
-    Raises:
-        CorruptFileError: naming the missing or changed file and what to do."""
-    out = Path(out_dir)
-    remedy = f"the folder changed after the run wrote it: {_start_over(out)}"
-    for r in rows:
-        s = r["iteration"]
-        if s < 1:
-            continue
-        recorded = r.get("sha256")
-        if recorded is None:  # an older results file: the number of lists is all it recorded
-            lists_path = out / f"lists_iter{s}.jsonl"
-            if not lists_path.is_file():
-                raise CorruptFileError(lists_path, None, f"missing (round {s} wrote it)", remedy)
-            n = len(_read_lists(lists_path))
-            if "lists" in r and n != r["lists"]:
-                raise CorruptFileError(lists_path, None, f"{n} lists where round {s} wrote "
-                                       f"{r['lists']} (results.jsonl)", remedy)
-            continue
-        for name, digest in recorded.items():
-            path = out / name
-            if not path.is_file():
-                raise CorruptFileError(path, None, f"missing (round {s} wrote it)", remedy)
-            if _sha256(path) != digest:
-                raise CorruptFileError(path, None, f"differs from the file round {s} wrote (its "
-                                       "sha256 is recorded in results.jsonl)", remedy)
-
-
-def unrelated_instructions(n: int | None = None) -> list[str]:
-    """The committed non-math instructions (data/instructions), for hard-negative tier (1)."""
-    from .paths import data_dir
-    from .tasks.mini_gsm import read_jsonl
-
-    rows = read_jsonl(data_dir() / "instructions" / "instructions.jsonl")
-    texts = [r["instruction"] for r in rows]
-    return texts if n is None else texts[:n]
-
-
-def chat_prompt(text: str, tokenizer: Any) -> str:
-    """A plain instruction in the model's chat template (generation prompt added)."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                             add_generation_prompt=True)
-    return f"Question: {text}\nAnswer:"
-
-
-# LoopConfig fields that change what a round's training does to the policy, given its lists
-# (sampling, ranking and list settings reach training only through the lists, which the key
-# hashes; the number of rounds and the evaluation settings do not reach it at all).
-TRAINING_FIELDS = ("model_name", "objective", "reference", "beta", "lr", "epochs", "lists_per_step",
-                   "lora_r", "train_dtype", "grad_accum", "seed")
-
-
-def training_key(cfg: LoopConfig, s: int, data: list[RankedList], previous: str, device: str,
-                 world: int = 1) -> str:
-    """The sha256 naming one round's training: the training settings, the round (it seeds the
-    shuffle), the policy it starts from (``previous``: the key of the round before, or
-    ``"initial"``), the device type, the number of processes and every list trained on. Two
-    runs whose round ``s`` has the same key train the same policy."""
-    conf = cfg.to_dict()
-    payload = {"train": {f: conf[f] for f in TRAINING_FIELDS}, "round": s, "previous": previous,
-               "device": device, "world": world, "lists": [dataclasses.asdict(x) for x in data]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _row_key(folder: Path, row: dict[str, Any], device: str) -> str | None:
-    """The training key of a finished round of another run: recorded (``train_key``), or, for a
-    first round recorded before keys were, computed from its config and lists file."""
-    if row.get("train_key"):
-        return row["train_key"]
-    if row.get("iteration") != 1 or "train_steps" not in row or row.get("train_processes", 1) != 1:
-        return None
-    try:
-        conf = json.loads((folder / "config.json").read_text())
-        other = LoopConfig(**conf)
-        data = _read_lists(folder / "lists_iter1.jsonl")
-    except (OSError, TypeError, ValueError, LarpoLiteError):
-        return None
-    return training_key(other, 1, data, "initial", device)
-
-
-def find_trained(key: str, root: Path, exclude: Path | None = None,
-                 device: str = "cpu") -> tuple[Path, dict[str, Any]] | None:
-    """A finished round of a run folder under ``root`` (``<root>/*/*/results.jsonl``: the loop and
-    tune runs of a preset) whose training has ``key``, with its checkpoint on disk:
-    ``(checkpoint folder, its results row)``; None if there is none."""
-    for results in sorted(p for kind in RUN_KINDS for p in root.glob(f"{kind}/*/results.jsonl")):
-        folder = results.parent
-        if exclude is not None and folder.resolve() == exclude.resolve():
-            continue
-        try:
-            rows = read_results(folder)
-        except (OSError, ValueError, LarpoLiteError):  # a cut or foreign file: not a match
-            continue
-        for row in rows:
-            ck = folder / f"ckpt_iter{row.get('iteration')}"
-            if row.get("iteration", 0) > 0 and ck.is_dir() and _row_key(folder, row, device) == key:
-                return ck, row
-    return None
-
-
-RUN_KINDS = ("loop", "tune")  # the folders of a preset's runs: runs/<preset>/<kind>/<run>
-REUSED_STATS = ("train_steps", "loss_first", "loss_last", "losses", "ranking_accuracy_last",
-                "train_seconds", "train_processes")
-
-
-class _Run:
-    """State of one loop run: the policy, its tokenizer, the list history."""
-
-    def __init__(self, cfg: LoopConfig, out_dir: Path) -> None:
-        from . import models
-
-        self.cfg, self.out = cfg, out_dir
-        self.models = models
-        self.device = models.pick_device(cfg.device)
-        if self.device.type == "cuda" and _world() > 1:  # one GPU per process
-            import torch
-
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(self.device)
-        self.sample_dtype = models.pick_dtype(cfg.dtype, self.device)
-        src = cfg.task_source or None
-        self.train_problems = load_task(cfg.task, "train", cfg.iterations * cfg.prompts_per_iter, src)
-        self.val = load_task(cfg.task, "validation", cfg.n_val, src) if cfg.n_val else []
-        # tuning runs evaluate on validation only: the test split is never read
-        self.test = load_task(cfg.task, "test", cfg.n_test, src) if cfg.eval_split == "test" else []
-        self._reranker: Any = None
-        self.model: Any = None
-        self.tok: Any = None
-        self.candidate_files: dict[int, list[Path]] = {}  # round -> the candidates files it wrote
-        self.previous_key = "initial"  # the training key of the policy's last trained round
-        self.reuse = True  # a round trained identically by another run is loaded, not retrained
-
-    @property
-    def reranker(self) -> Any:
-        """Loaded on first use: under several processes only the main one ranks and scores."""
-        if self._reranker is None:
-            cfg = self.cfg
-            self._reranker = reranker_for(cfg.reward_model, cfg.reranker, device=str(self.device),
-                                          dtype=cfg.dtype)
-        return self._reranker
-
-    # ---- policy
-    def load_initial(self) -> tuple[Any, Any]:
-        """The policy round 1 starts from (and the reference "initial"): the model, or with
-        ``start`` "sft" the model after SFT (trained once, its checkpoint ``ckpt_sft`` kept)."""
-        # full fine-tuning keeps float32 master weights; LoRA freezes the base, which can then
-        # sit in the training dtype (bf16 for 7B: half the memory)
-        dtype = self.cfg.train_dtype if _lora(self.cfg) else "float32"
-        model, tok = self.models.load_policy(self.cfg.model_name, device=self.device, dtype=dtype)
-        if self.cfg.start == "sft":
-            model = self._sft(model, tok)
-        return model, tok
-
-    def _sft(self, model: Any, tok: Any) -> Any:
-        """SFT on the worked solutions of the run's training prompts (notebook 03's first
-        stage), or its saved checkpoint; returns the plain (merged) SFT policy."""
-        import fcntl
-
-        ck = self.sft_dir()
-        ck.parent.mkdir(parents=True, exist_ok=True)
-        with open(ck.with_name(ck.name + ".lock"), "w") as lock:  # one SFT per setting
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                return self._sft_locked(model, tok, ck)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def sft_dir(self) -> Path:
-        """Where the SFT checkpoint lives: ``<runs of the preset>/sft/sft-<hash>`` (shared by
-        every run with the same model, task, training prompts and SFT settings), or the run's
-        own ``ckpt_sft`` outside a preset's runs."""
-        cfg = self.cfg
-        what = {k: getattr(cfg, k) for k in ("model_name", "task", "task_source", "instruction",
-                                             "sft_lr", "sft_epochs", "lora_r", "train_dtype",
-                                             "grad_accum", "lists_per_step", "seed")}
-        what["prompts"] = cfg.iterations * cfg.prompts_per_iter
-        key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
-        if self.out.parent.name in RUN_KINDS:
-            return self.out.parent.parent / "sft" / f"sft-{key}"
-        return self.out / "ckpt_sft"
-
-    def _sft_locked(self, model: Any, tok: Any, ck: Path) -> Any:
-        cfg = self.cfg
-        if not ck.is_dir():
-            from .evaluate import prompts_for
-
-            data = [RankedList(prompt, [p.solution]) for prompt, p in
-                    zip(prompts_for(self.train_problems, tok), self.train_problems, strict=True)]
-            lps = balanced_lists_per_step(len(data), cfg.lists_per_step,
-                                          multiple_of=cfg.grad_accum * _world())
-            tc = TrainConfig(objective="sft", lr=cfg.sft_lr, epochs=cfg.sft_epochs,
-                             lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000,
-                             dtype=cfg.train_dtype, grad_accum=cfg.grad_accum,
-                             show_progress=cfg.show_progress)
-            res = train_ranking(model, tok, data, tc)
-            self.sft_stats = {"sft_steps": len(res.logs), "sft_loss_first": res.losses[0],
-                              "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
-            if _is_main():
-                import shutil
-
-                tmp = ck.with_name(f".{ck.name}.tmp")
-                if tmp.exists():
-                    shutil.rmtree(tmp)
-                res.model.save_pretrained(tmp)
-                tmp.replace(ck)
-            model = res.model.merge_and_unload() if _lora(cfg) else res.model
-        elif _lora(cfg):
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, ck).merge_and_unload()
-        else:
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
-        model.larpo_name = cfg.model_name
-        model.eval()
-        return model
-
-    def sampler(self, model: Any) -> Any:
-        from .sampling import make_sampler
-
-        if next(model.parameters()).dtype != self.sample_dtype:  # sample in the preset's dtype (a copy)
-            import copy
-
-            model = copy.deepcopy(model).to(self.sample_dtype)
-            model.larpo_name = self.cfg.model_name
-        return make_sampler(self.cfg.backend, model, self.tok, batch_size=self.cfg.batch_size)
-
-    def apply_checkpoint(self, s: int) -> None:
-        ck = self.out / f"ckpt_iter{s}"
-        try:
-            if _lora(self.cfg):
-                from peft import PeftModel
-
-                self.model = PeftModel.from_pretrained(self.model, ck).merge_and_unload()
-            else:
-                from transformers import AutoModelForCausalLM
-
-                self.model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
-        except Exception as e:  # a cut or missing file: safetensors, OSError, ValueError ...
-            raise CorruptFileError(
-                ck, None, f"the checkpoint of round {s} cannot be loaded ({type(e).__name__}: {e})",
-                f"it was cut or changed after the round finished: {_start_over(self.out)}") from e
-        self.model.larpo_name = self.cfg.model_name
-        self.model.eval()
-
-    # ---- sampling
-    def sample(self, s: int, problems: list[Problem], k: int, temperature: float) -> CandidateSet:
-        sampler = self.sampler(self.model)
-        seed = _sample_seed(self.cfg, s)
-        kw = dict(k=k, temperature=temperature, max_new_tokens=self.cfg.max_new_tokens,
-                  top_p=self.cfg.top_p, seed=seed)
-        if s == 1 and self.cfg.start == "initial":  # the initial policy: shared through the disk cache
-            return cand_cache.cached_candidates(sampler, problems, self.tok, **kw)
-        return sample_candidates(sampler, problems, self.tok, **kw)
-
-    def evaluate(self, s: int) -> dict[str, Any]:
-        """Greedy accuracy on validation and test every round; pass@N on test for the
-        initial policy and after the last round (sampling is the costly part). Tasks without
-        a verifier: ``*_greedy`` is the greedy response's mean reward and ``test_reward@N``
-        the mean best-of-N reward, both from the reward model. With ``eval_split
-        "validation"`` only validation is evaluated, pass@N included (``val_pass@N``).
-
-        Each split also gets its per-problem scores, in problem order (``val_correct``: a
-        string of ``0``/``1``; ``val_rewards`` on reward-scored tasks; read back with
-        :func:`per_problem`), and the greedy answers' mean length (``val_tokens``)."""
-        cfg = self.cfg
-        sampler = self.sampler(self.model)
-        initial = cfg.start == "initial"  # the disk cache holds the initial policy's answers only
-        row: dict[str, Any] = {}
-        for split, probs in (("val", self.val), ("test", self.test)):
-            if not probs:
-                continue
-            kw = dict(k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-            got = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0 and initial
-                   else sample_candidates(sampler, probs, self.tok, **kw))
-            got = score_candidates(got, self.reranker)
-            row[f"{split}_greedy"] = got.score()
-            row.update(_per_problem_fields(split, got))
-        if cfg.eval_samples > 0 and s in (0, cfg.iterations):
-            split, probs = ("val", self.val) if cfg.eval_split == "validation" else ("test", self.test)
-            kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
-                      max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
-            cands = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0 and initial
-                     else sample_candidates(sampler, probs, self.tok, **kw))
-            grid = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.eval_samples]
-            row.update({f"{split}_{k}": v for k, v in score_candidates(cands, self.reranker).curve(grid).items()})
-        return row
-
-    # ---- one iteration's lists
-    def build_lists(self, s: int) -> tuple[list[RankedList], dict[str, Any]]:
-        cfg = self.cfg
-        m = cfg.prompts_per_iter
-        problems = self.train_problems[(s - 1) * m: s * m]
-        info: dict[str, Any] = {}
-        cut_unrelated: set[str] = set()  # tier (1)'s negatives cut at max_new_tokens
-        if cfg.negative_tier is None:
-            sets = []
-            for t, kt in zip(cfg.temperatures, L.split_k(cfg.k, cfg.temperatures), strict=True):
-                sets.append((t, self.sample(s, problems, kt, t)))
-            ranked, sampled_scores = [], []
-            for i, p in enumerate(problems):
-                n_sampled = sum(len(cs.generations[i].texts) for _, cs in sets)
-                texts = [x for _, cs in sets for x in cs.generations[i].texts]
-                texts += [p.solution] if cfg.gold_in_list else []
-                prompt = sets[0][1].generations[i].prompt
-                scores = self.reranker.score(texts, p.answer, prompt=p.question)
-                sampled_scores.extend(scores[:n_sampled])
-                ranked.append(L.rank_candidates(prompt, texts, scores))
-            items, counts = L.select_counted(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
-            skipped = counts["skipped"]
-            info["shortened_lists"] = counts["shortened"]
-            if not has_verifier(cfg.task):
-                info["sample_reward"] = float(sum(sampled_scores) / max(1, len(sampled_scores)))
-        else:
-            low_t = cfg.temperatures[0]
-            sets = [(low_t, self.sample(s, problems, cfg.k, low_t))]
-            if HIGH_T != low_t:
-                sets.append((HIGH_T, self.sample(s, problems, cfg.k, HIGH_T)))
-            high = sets[-1][1]
-            low = sets[0][1]
-            tier_items = []
-            for i, p in enumerate(problems):
-                lo_t, lo_c = low.generations[i].texts, low.correct[i]
-                hi_t, hi_c = high.generations[i].texts, high.correct[i]
-                tier_items.append(L.TierItem(
-                    prompt=low.generations[i].prompt,
-                    correct=[x for x, c in zip(lo_t + hi_t, list(lo_c) + list(hi_c), strict=True) if c]
-                    + ([p.solution] if cfg.gold_in_list else []),
-                    incorrect_high=[x for x, c in zip(hi_t, hi_c, strict=True) if not c],
-                    incorrect_low=[x for x, c in zip(lo_t, lo_c, strict=True) if not c],
-                    responses=lo_t + hi_t))
-            unrelated: list[str] = []
-            if cfg.negative_tier == "unrelated":
-                instr = unrelated_instructions()
-                prompts = [chat_prompt(x, self.tok) for x in instr[:min(m, len(instr))]]
-                gens = self.sampler(self.model).generate(
-                    prompts, k=1, temperature=low_t, top_p=cfg.top_p,
-                    max_new_tokens=cfg.max_new_tokens, seed=_sample_seed(cfg, s))
-                unrelated = [g.texts[0] for g in gens]
-                cut_unrelated = {g.texts[0] for g in gens if not g.finished[0]}
-            items, skipped = L.hard_negative_pairs(tier_items, cfg.negative_tier, unrelated,
-                                                   seed=cfg.seed * 1000 + s)
-        self.candidate_files[s] = [self.out / f"candidates_iter{s}_T{t}.jsonl" for t, _ in sets]
-        for (_, cs), path in zip(sets, self.candidate_files[s], strict=True):
-            cand_cache.save_candidates(cs, path)
-        info["skipped_prompts"] = skipped
-        # a sample cut at max_new_tokens did not end: it trains without an EOS (flagged)
-        cut = cut_unrelated | {x for _, cs in sets for g in cs.generations
-                               for x, done in zip(g.texts, g.finished, strict=True) if not done}
-        for x in items:
-            flags = [r in cut for r in x.responses]
-            x.truncated = flags if any(flags) else None
-        info["truncated_samples"] = sum(not d for _, cs in sets for g in cs.generations
-                                        for d in g.finished)
-        info["truncated_in_lists"] = sum(sum(x.truncated or []) for x in items)
-        if has_verifier(cfg.task):
-            info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in sets) / len(sets))
-        return items, info
-
-    # ---- one iteration's training
-    def train(self, s: int, data: list[RankedList]) -> dict[str, Any]:
-        """Train round ``s`` on ``data``, or load the same training from another run of this
-        preset (:func:`find_trained`: same settings, starting policy and lists); the row
-        records ``train_key`` and, when loaded, ``train_reused_from`` and the original's
-        training statistics."""
-        key = training_key(self.cfg, s, data, self.previous_key, self.device.type, _world())
-        self.previous_key = key
-        # only among the runs of a preset (runs/<preset>/loop/..., runs/<preset>/tune/...)
-        shared = self.out.parent.name in RUN_KINDS
-        found = (find_trained(key, self.out.parent.parent, exclude=self.out, device=self.device.type)
-                 if self.reuse and shared and _world() == 1 else None)
-        if found is not None:
-            import shutil
-
-            src, row = found
-            ck, tmp = self.out / f"ckpt_iter{s}", self.out / f".ckpt_iter{s}.tmp"
-            for path in (tmp, ck):
-                if path.exists():
-                    shutil.rmtree(path)
-            shutil.copytree(src, tmp)
-            tmp.replace(ck)
-            self.apply_checkpoint(s)
-            try:
-                where = str(src.parent.relative_to(self.out.parent.parent))
-            except ValueError:
-                where = str(src.parent)
-            return {"train_key": key, "train_reused_from": f"{where} round {row['iteration']}",
-                    **{k: row[k] for k in REUSED_STATS if k in row}}
-        return {"train_key": key, **self._train(s, data)}
-
-    def _train(self, s: int, data: list[RankedList]) -> dict[str, Any]:
-        cfg = self.cfg
-        reference = None
-        if cfg.reference == "initial" and s > 1:
-            init, _ = self.load_initial()
-            reference = ReferenceCache(batch_size=16, max_length=512)
-            reference.compute(init, self.tok, [(x.prompt, r) for x in data for r in x.responses])
-            del init
-        lps = balanced_lists_per_step(len(data), cfg.lists_per_step, multiple_of=cfg.grad_accum * _world())
-        tc = TrainConfig(objective=cfg.objective, beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs,
-                         lists_per_step=lps, lora=_lora(cfg), seed=cfg.seed * 1000 + s,
-                         dtype=cfg.train_dtype, grad_accum=cfg.grad_accum,
-                         show_progress=cfg.show_progress)
-        import warnings
-
-        with warnings.catch_warnings():  # the few lists left out change with each epoch's shuffle
-            warnings.filterwarnings("ignore", message=".*left out of each epoch.*")
-            res = train_ranking(self.model, self.tok, data, tc, reference=reference)
-        if _is_main():
-            import shutil
-
-            ck = self.out / f"ckpt_iter{s}"
-            tmp = self.out / f".ckpt_iter{s}.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            res.model.save_pretrained(tmp)
-            if ck.exists():
-                shutil.rmtree(ck)
-            tmp.replace(ck)
-        self.model = res.model.merge_and_unload() if _lora(cfg) else res.model
-        self.model.larpo_name = cfg.model_name
-        self.model.eval()
-        acc = [r["accuracy"] for r in res.logs if r["accuracy"] is not None]
-        return {"train_steps": len(res.logs), "loss_first": res.losses[0], "loss_last": res.losses[-1],
-                "losses": [float(x) for x in res.losses],  # per optimizer step
-                "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds,
-                "train_processes": res.meta["num_processes"]}
+from .tasks import Problem, has_verifier
+from .trainer import RankedList, TrainConfig, balanced_lists_per_step, train_ranking
+
+
+def algorithm_1(run: _Run, rounds: Iterable[int]) -> None:
+    """LARPO's iterative loop (Algorithm 1 of the paper), one line per step, for ``rounds``
+    (from 1: round 0 is the initial policy's evaluation; the paper counts ``s`` from 0).
+
+    ``run`` holds the current policy, the lists of earlier rounds and the results; behind each
+    call it writes the round's files, from which a killed run resumes, and under several
+    processes shares the work (:mod:`larpo_lite.run_folder`)."""
+    for s in rounds:                 # behaviour policy <- current policy
+        samples = run.sample(s)      # for M new prompts x: y_1..y_k ~ policy(.|x) at t_s
+        ranked = run.rank(samples)   # rank them with the reward model r -> Y_x
+        D_s = run.select(s, ranked)  # D_s = {(x, Y_x)}: each prompt's candidate list
+        D = run.merge(D_s)           # D = merge(D_1 .. D_s): candidate-list memorization
+        run.train(s, D)              # train on D with L_rank(x, Y_x, pi_theta; reference)
+        run.evaluate(s)              # next policy <- trained policy; its accuracy recorded
 
 
 def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
@@ -875,170 +121,342 @@ def run_loop(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
         return _run_loop(cfg, Path(out_dir), resume, stop_after, reuse)
 
 
-def _run_loop(cfg: LoopConfig, out_dir: Path, resume: bool,
-              stop_after: int | None, reuse: bool = True) -> list[dict[str, Any]]:
-    out = Path(out_dir)
-    conf_path, res_path = out / "config.json", out / "results.jsonl"
-    conf_text = json.dumps(cfg.to_dict(), indent=1)
-    main, world = _is_main(), _world()
-    rows = _rows_to_resume(cfg, out) if resume else _refuse_foreign_files(out)
-    last = _last_round(cfg, stop_after)
+def _run_loop(cfg: LoopConfig, out: Path, resume: bool, stop_after: int | None,
+              reuse: bool = True) -> list[dict[str, Any]]:
+    last = run_folder.last_round(cfg, stop_after)
+    rows = run_folder.rows_to_resume(cfg, out) if resume else run_folder.refuse_foreign_files(out)
     if rows and rows[-1]["iteration"] >= last:  # finished already: nothing to load or write
         return rows
-    check_round_files(out, rows)
-    out.mkdir(parents=True, exist_ok=True)
-    state = None
-    if world > 1:  # every process has read the same rows before the main one writes anything
-        import torch
-        from accelerate import PartialState
-
-        from .models import pick_device
-
-        state = PartialState(cpu=pick_device(cfg.device).type == "cpu" and not torch.cuda.is_available())
-        state.wait_for_everyone()
-    if main:
-        if not rows and res_path.exists():
-            res_path.unlink()
-        if not (conf_path.is_file() and conf_path.read_text() == conf_text):
-            _write_atomic(conf_path, conf_text)
-    done = [r["iteration"] for r in rows if r["iteration"] > 0]
-    if main:  # lists of an unfinished round come from a killed run: they are sampled again
-        for s in range(len(done) + 1, cfg.iterations + 1):
-            (out / f"lists_iter{s}.jsonl").unlink(missing_ok=True)
-    if state is not None:
-        state.wait_for_everyone()
+    run_folder.prepare_folder(cfg, out, rows)
     run = _Run(cfg, out)
-    run.model, run.tok = run.load_initial()
-    run.model.larpo_name = cfg.model_name
-    # replay the finished iterations: their checkpoints, in order
-    for s in done:
-        run.apply_checkpoint(s)
-    for r in rows:  # the key of the policy the next round starts from
-        if r["iteration"] > 0 and "train_steps" in r:
-            run.previous_key = r.get("train_key") or f"unkeyed {out} round {r['iteration']}"
-    run.reuse = reuse
-    history = [_read_lists(out / f"lists_iter{s}.jsonl") for s in done]
-    if not rows and main:
-        t0 = time.perf_counter()
-        rows.append({"iteration": 0, "reference": cfg.reference, **run.evaluate(0),
-                     **getattr(run, "sft_stats", {}), "seconds": time.perf_counter() - t0})
-        _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
-    bar = progress(total=cfg.iterations, initial=len(done), desc=f"loop {cfg.objective}",
-                   **({} if cfg.show_progress and main else {"disable": True}))
-    for s in range(len(done) + 1, last + 1):
-        t0 = time.perf_counter()
-        lists_path = out / f"lists_iter{s}.jsonl"
-        if main:  # the main process samples, ranks and writes the round's lists ...
-            items, info = run.build_lists(s)
-            _write_lists(lists_path, items)
-        else:  # ... the others read them, then every process trains on them together
-            _wait_for(lists_path, f"the lists of round {s}")
-            items, info = _read_lists(lists_path), {}
-        history.append(items)
-        data = L.merge_memory(history, cfg.memory)
-        row: dict[str, Any] = {"iteration": s, "reference": cfg.reference, "lists": len(items),
-                               "train_lists": len(data), **info}
-        if data:
-            row.update(run.train(s, data))
-        elif main:  # nothing to learn from: the policy stays, the checkpoint is the policy
-            row["note"] = "no list had a better and a worse response; no training"
-            _save_unchanged(run, s)
-        if main:
-            row.update(run.evaluate(s))
-            row["seconds"] = time.perf_counter() - t0
-            row["sha256"] = {p.name: _sha256(p) for p in [lists_path, *run.candidate_files[s]]}
-            rows.append(row)
-            _write_atomic(res_path, "".join(json.dumps(r) + "\n" for r in rows))
-        bar.update(1)
-    bar.close()
-    if not main:  # return what the main process wrote once it has evaluated the last round
-        while not (rows := read_results(out)) or rows[-1]["iteration"] < last:
-            time.sleep(1.0)
-    return rows
+    run.resume(rows, reuse)
+    algorithm_1(run, range(len(run.history) + 1, last + 1))
+    return run.finish(last)
 
 
-def _last_round(cfg: LoopConfig, stop_after: int | None) -> int:
-    return cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
+@dataclass
+class _Samples:
+    """One round's samples (step 1): per temperature, ``k_t`` responses to each prompt."""
+
+    problems: list[Problem]
+    sets: list[tuple[float, CandidateSet]]  # (temperature, [M, k_t] responses)
+    unrelated: list[str] = field(default_factory=list)  # tier (1)'s negatives
+    unrelated_cut: set[str] = field(default_factory=set)  # those cut at max_new_tokens
+    reward: float | None = None  # mean reward of the samples (tasks without a verifier)
+
+    def cut(self) -> set[str]:
+        """The responses cut at max_new_tokens (they train without an EOS, flagged)."""
+        return self.unrelated_cut | {x for _, cs in self.sets for g in cs.generations
+                                     for x, done in zip(g.texts, g.finished, strict=True) if not done}
 
 
-# What a loop run writes in its folder, after its config.json (written first, before anything
-# else, so a folder that holds these without a config.json was not written by a loop run).
-_RUN_FILES = ("results.jsonl", "lists_iter*.jsonl", "candidates_iter*.jsonl", "ckpt_iter*")
+# --------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _instruction(text: str) -> Iterator[None]:
+    """Math prompts ask with ``text`` (instead of ``tasks.INSTRUCTION``) while the block runs;
+    "" changes nothing. Every prompt of a run goes through ``tasks.problem_prompt``, which
+    reads the module's instruction, and the candidate cache keys on the prompt strings, so
+    samples under one instruction are never reused under another. One run at a time per
+    process (the instruction is the module's)."""
+    if not text:
+        yield
+        return
+    from .tasks import prompts
 
-
-def _refuse_foreign_files(out: Path) -> list[dict[str, Any]]:
-    """[] when ``out`` may hold a new run: it has a ``config.json`` (a run's folder: starting
-    over there discards that run's own files), or none of the files a run writes.
-
-    Raises:
-        NotARunFolderError: ``out`` holds results, lists, candidates or checkpoints but no
-            ``config.json``; a run would delete or mix with them, so none starts there."""
-    if (out / "config.json").is_file() or not out.is_dir():
-        return []
-    found = sorted({p.name for pattern in _RUN_FILES for p in out.glob(pattern)})
-    if found:
-        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-        raise NotARunFolderError(
-            f"{out} holds {shown} but no config.json: these are not files of a loop run (or its "
-            "config.json was deleted), so the loop neither resumes nor deletes them; give the run "
-            f"another folder (--out), or move those files out of {out} (delete them if they are "
-            "not needed)")
-    return []
-
-
-def _rows_to_resume(cfg: LoopConfig, out: Path) -> list[dict[str, Any]]:
-    """The rows of the run in ``out`` (read only); [] if it has none. A different config there
-    is an error, and so are a run's files without a config (:func:`_refuse_foreign_files`)."""
-    conf_path = out / "config.json"
-    if not conf_path.is_file():
-        return _refuse_foreign_files(out)
+    old, prompts.INSTRUCTION = prompts.INSTRUCTION, text
     try:
-        old = json.loads(conf_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptFileError(conf_path, None, f"corrupt JSON ({e})", _start_over(out)) from None
-    conf = cfg.to_dict()
-    if old != conf:
-        diff = {k: (old.get(k), v) for k, v in conf.items() if old.get(k) != v}
-        raise ValueError(f"{out} holds a run with a different config {diff}; use another "
-                         "folder or resume=False")
-    rows = read_results(out)
-    for row in rows:
-        for split in ("val", "test"):
-            if (f"{split}_greedy" in row and f"{split}_correct" not in row
-                    and f"{split}_rewards" not in row):
-                raise OutdatedRunError(
-                    f"{out / 'results.jsonl'}: round {row['iteration']} has no per-problem "
-                    f"scores on {split!r} (written by an earlier larpo-lite, before paired "
-                    f"comparisons); {_start_over(out)}")
-    return rows
+        yield
+    finally:
+        prompts.INSTRUCTION = old
 
 
-def finished_rows(cfg: LoopConfig, out_dir: str | Path,
-                  stop_after: int | None = None) -> list[dict[str, Any]] | None:
-    """The rows of a run in ``out_dir`` that has finished (up to ``stop_after``), read without
-    writing anything or taking a lock; None when there is work left (or no run yet).
+def unrelated_instructions(n: int | None = None) -> list[str]:
+    """The committed non-math instructions (data/instructions), for hard-negative tier (1)."""
+    from .paths import data_dir
+    from .tasks.mini_gsm import read_jsonl
 
-    Raises:
-        ValueError: the folder holds a run with another config, or a damaged file."""
-    cfg.validate()
-    rows = _rows_to_resume(cfg, Path(out_dir))
-    return rows if rows and rows[-1]["iteration"] >= _last_round(cfg, stop_after) else None
+    rows = read_jsonl(data_dir() / "instructions" / "instructions.jsonl")
+    texts = [r["instruction"] for r in rows]
+    return texts if n is None else texts[:n]
 
 
-class OutdatedRunError(LarpoLiteError):
-    """A run folder written before the loop recorded per-problem scores: it cannot be compared
-    paired, so it is refused rather than read back."""
+def chat_prompt(text: str, tokenizer: Any) -> str:
+    """A plain instruction in the model's chat template (generation prompt added)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+    return f"Question: {text}\nAnswer:"
 
 
-class NotARunFolderError(LarpoLiteError):
-    """A folder holding files a loop run writes (results, lists, checkpoints) but no
-    ``config.json``: not a run's folder, so nothing there is resumed, replaced or deleted."""
+class _Run(LoopPolicy):
+    """State of one loop run: the policy (:class:`LoopPolicy`), the lists of earlier rounds, the
+    results rows. Each step of :func:`algorithm_1` is one method. Under several processes only
+    the main one samples, ranks, evaluates and writes; the others read each round's lists from
+    its file, then train together with it."""
 
+    def __init__(self, cfg: LoopConfig, out_dir: Path) -> None:
+        super().__init__(cfg, out_dir)
+        self._reranker: Any = None
+        self.main = run_folder.is_main()
+        self.candidate_files: dict[int, list[Path]] = {}  # round -> the candidates files it wrote
+        self.previous_key = "initial"  # the training key of the policy's last trained round
+        self.reuse = True  # a round trained identically by another run is loaded, not retrained
+        self.rows: list[dict[str, Any]] = []  # results.jsonl
+        self.history: list[list[RankedList]] = []  # D_1 .. D_s, the lists of each round
+        self.row: dict[str, Any] = {}  # the round in progress,
+        self.info: dict[str, Any] = {}  # the counts of its samples and lists,
+        self.samples: _Samples | None = None  # its samples
+        self.t0 = 0.0
+        self.bar: Any = None
 
-class RunInUseError(LarpoLiteError):
-    """Another command holds the lock of a run folder, and this one may not wait for it."""
+    @property
+    def reranker(self) -> Any:
+        """Loaded on first use: under several processes only the main one ranks and scores."""
+        if self._reranker is None:
+            cfg = self.cfg
+            self._reranker = reranker_for(cfg.reward_model, cfg.reranker, device=str(self.device),
+                                          dtype=cfg.dtype)
+        return self._reranker
 
+    # ---- Algorithm 1, one method per step
+    def sample(self, s: int) -> _Samples | None:
+        """Step 1: ``k`` responses to each of round ``s``'s ``M`` prompts from the current policy,
+        ``k`` split across ``temperatures`` (a hard-negative tier: ``k`` at ``temperatures[0]``
+        and ``k`` at 1.0, and for tier (1) one answer to each of ``M`` non-math instructions).
+        None in the processes other than the main one."""
+        cfg, m = self.cfg, self.cfg.prompts_per_iter
+        self.t0, self.samples = time.perf_counter(), None
+        if not self.main:
+            return None
+        problems = self.train_problems[(s - 1) * m: s * m]
+        if cfg.negative_tier is None:
+            temps = list(zip(cfg.temperatures, L.split_k(cfg.k, cfg.temperatures), strict=True))
+        else:  # the tier's low temperature, then 1.0 (once if they are the same)
+            temps = [(t, cfg.k) for t in dict.fromkeys([cfg.temperatures[0], HIGH_T])]
+        got = _Samples(problems, [(t, self.sample_set(s, problems, k, t)) for t, k in temps])
+        if cfg.negative_tier == "unrelated":
+            instr = unrelated_instructions()
+            prompts = [chat_prompt(x, self.tok) for x in instr[:min(m, len(instr))]]
+            gens = self.sampler(self.model).generate(
+                prompts, k=1, temperature=cfg.temperatures[0], top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens, seed=sample_seed(cfg, s))
+            got.unrelated = [g.texts[0] for g in gens]
+            got.unrelated_cut = {g.texts[0] for g in gens if not g.finished[0]}
+        self.samples = got
+        return got
 
+    def rank(self, got: _Samples | None) -> list[Any] | None:
+        """Step 2: the reranker orders each prompt's responses, best first (with
+        ``gold_in_list`` the worked solution joins them): ``lists.RankedCandidates`` per prompt.
+        A hard-negative tier sorts them into correct and incorrect at each temperature instead
+        (``lists.TierItem`` per prompt)."""
+        if got is None:
+            return None
+        cfg = self.cfg
+        gold = (lambda p: [p.solution]) if cfg.gold_in_list else (lambda p: [])
+        if cfg.negative_tier is not None:
+            low, high = got.sets[0][1], got.sets[-1][1]
+            items = []
+            for i, p in enumerate(got.problems):
+                lo_t, lo_c = low.generations[i].texts, low.correct[i]
+                hi_t, hi_c = high.generations[i].texts, high.correct[i]
+                items.append(L.TierItem(
+                    prompt=low.generations[i].prompt,
+                    correct=[x for x, c in zip(lo_t + hi_t, list(lo_c) + list(hi_c), strict=True) if c]
+                    + gold(p),
+                    incorrect_high=[x for x, c in zip(hi_t, hi_c, strict=True) if not c],
+                    incorrect_low=[x for x, c in zip(lo_t, lo_c, strict=True) if not c],
+                    responses=lo_t + hi_t))
+            return items
+        ranked, sampled_scores = [], []
+        for i, p in enumerate(got.problems):
+            texts = [x for _, cs in got.sets for x in cs.generations[i].texts]
+            n_sampled = len(texts)
+            texts += gold(p)
+            scores = self.reranker.score(texts, p.answer, prompt=p.question)
+            sampled_scores.extend(scores[:n_sampled])
+            ranked.append(L.rank_candidates(got.sets[0][1].generations[i].prompt, texts, scores))
+        if not has_verifier(cfg.task):
+            got.reward = float(sum(sampled_scores) / max(1, len(sampled_scores)))
+        return ranked
+
+    def select(self, s: int, ranked: list[Any] | None) -> list[RankedList]:
+        """Step 3, D_s: each prompt's list by the objective's selection strategy
+        (:func:`lists.select_counted`), or a hard-negative tier's pairs
+        (:func:`lists.hard_negative_pairs`); responses cut at max_new_tokens flagged
+        (``truncated``). Written to ``lists_iter{s}.jsonl``, with the round's samples
+        (``candidates_iter{s}_T{t}.jsonl``); the other processes read the lists from there."""
+        cfg, path = self.cfg, self.out / f"lists_iter{s}.jsonl"
+        if not self.main:
+            run_folder.wait_for(path, f"the lists of round {s}")
+            self.info = {}
+            return run_folder.read_lists(path)
+        got, info = self.samples, {}
+        assert got is not None and ranked is not None
+        if cfg.negative_tier is None:
+            items, counts = L.select_counted(ranked, cfg.selection, seed=cfg.seed * 1000 + s)
+            skipped, info["shortened_lists"] = counts["skipped"], counts["shortened"]
+            if got.reward is not None:
+                info["sample_reward"] = got.reward
+        else:
+            items, skipped = L.hard_negative_pairs(ranked, cfg.negative_tier, got.unrelated,
+                                                   seed=cfg.seed * 1000 + s)
+        self.candidate_files[s] = [self.out / f"candidates_iter{s}_T{t}.jsonl" for t, _ in got.sets]
+        for (_, cs), cand_path in zip(got.sets, self.candidate_files[s], strict=True):
+            cand_cache.save_candidates(cs, cand_path)
+        info["skipped_prompts"] = skipped
+        cut = got.cut()  # a sample cut at max_new_tokens did not end: it trains without an EOS
+        for x in items:
+            flags = [r in cut for r in x.responses]
+            x.truncated = flags if any(flags) else None
+        info["truncated_samples"] = sum(not d for _, cs in got.sets for g in cs.generations
+                                        for d in g.finished)
+        info["truncated_in_lists"] = sum(sum(x.truncated or []) for x in items)
+        if has_verifier(cfg.task):
+            info["sample_accuracy"] = float(sum(float(cs.correct.mean()) for _, cs in got.sets)
+                                            / len(got.sets))
+        self.info = info
+        run_folder.write_lists(path, items)
+        return items
+
+    def merge(self, items: list[RankedList]) -> list[RankedList]:
+        """Step 4, D = merge(D_1 .. D_s): this round's lists with earlier rounds' (``memory``:
+        current, previous or all; :func:`lists.merge_memory`)."""
+        self.history.append(items)
+        return L.merge_memory(self.history, self.cfg.memory)
+
+    def train(self, s: int, data: list[RankedList]) -> None:
+        """Step 5: the policy trained on ``data`` (or the same training loaded from another run
+        of the preset, :func:`run_folder.reuse_training`), its checkpoint ``ckpt_iter{s}``
+        written. Without lists (no prompt had a better and a worse response) the policy stays."""
+        self.row = {"iteration": s, "reference": self.cfg.reference, "lists": len(self.history[-1]),
+                    "train_lists": len(data), **self.info}
+        if data:
+            self.row.update(self._fit(s, data))
+        elif self.main:  # nothing to learn from: the policy stays, the checkpoint is the policy
+            self.row["note"] = "no list had a better and a worse response; no training"
+            self.save_unchanged(s)
+
+    def evaluate(self, s: int) -> None:
+        """Step 6: the new policy's scores (:meth:`scores`) complete round ``s``'s row, written
+        to ``results.jsonl`` with the sha256 of the round's lists and candidates files (a resume
+        checks them: :func:`run_folder.check_round_files`)."""
+        if self.main:
+            self.row.update(self.scores(s))
+            self.row["seconds"] = time.perf_counter() - self.t0
+            files = [self.out / f"lists_iter{s}.jsonl", *self.candidate_files[s]]
+            self.row["sha256"] = {p.name: run_folder.sha256(p) for p in files}
+            self.rows.append(self.row)
+            run_folder.write_results(self.out, self.rows)
+        self.bar.update(1)
+
+    # ---- before and after the rounds
+    def resume(self, rows: list[dict[str, Any]], reuse: bool) -> None:
+        """The state after the finished rounds of ``rows``: the policy (the initial one and their
+        checkpoints), the key of its training, their lists; and row 0, the initial policy's
+        scores, when the run starts."""
+        done = [r["iteration"] for r in rows if r["iteration"] > 0]
+        self.restore(done)
+        for r in rows:  # the key of the policy the next round starts from
+            if r["iteration"] > 0 and "train_steps" in r:
+                self.previous_key = r.get("train_key") or f"unkeyed {self.out} round {r['iteration']}"
+        self.reuse, self.rows = reuse, rows
+        self.history = [run_folder.read_lists(self.out / f"lists_iter{s}.jsonl") for s in done]
+        if not rows and self.main:
+            t0 = time.perf_counter()
+            rows.append({"iteration": 0, "reference": self.cfg.reference, **self.scores(0),
+                         **getattr(self, "sft_stats", {}), "seconds": time.perf_counter() - t0})
+            run_folder.write_results(self.out, rows)
+        self.bar = progress(total=self.cfg.iterations, initial=len(done), desc=f"loop {self.cfg.objective}",
+                            **({} if self.cfg.show_progress and self.main else {"disable": True}))
+
+    def finish(self, last: int) -> list[dict[str, Any]]:
+        """The rows of ``results.jsonl``; the other processes wait for the main one to write
+        the last round's."""
+        self.bar.close()
+        if self.main:
+            return self.rows
+        while not (rows := read_results(self.out)) or rows[-1]["iteration"] < last:
+            time.sleep(1.0)
+        return rows
+
+    def scores(self, s: int) -> dict[str, Any]:
+        """Greedy accuracy on validation and test every round; pass@N on test for the
+        initial policy and after the last round (sampling is the costly part). Tasks without
+        a verifier: ``*_greedy`` is the greedy response's mean reward and ``test_reward@N``
+        the mean best-of-N reward, both from the reward model. With ``eval_split
+        "validation"`` only validation is evaluated, pass@N included (``val_pass@N``).
+
+        Each split also gets its per-problem scores, in problem order (``val_correct``: a
+        string of ``0``/``1``; ``val_rewards`` on reward-scored tasks; read back with
+        :func:`per_problem`), and the greedy answers' mean length (``val_tokens``)."""
+        cfg = self.cfg
+        sampler = self.sampler(self.model)
+        initial = cfg.start == "initial"  # the disk cache holds the initial policy's answers only
+        row: dict[str, Any] = {}
+        for split, probs in (("val", self.val), ("test", self.test)):
+            if not probs:
+                continue
+            kw = dict(k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+            got = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0 and initial
+                   else sample_candidates(sampler, probs, self.tok, **kw))
+            got = score_candidates(got, self.reranker)
+            row[f"{split}_greedy"] = got.score()
+            row.update(run_folder.per_problem_fields(split, got))
+        if cfg.eval_samples > 0 and s in (0, cfg.iterations):
+            split, probs = ("val", self.val) if cfg.eval_split == "validation" else ("test", self.test)
+            kw = dict(k=cfg.eval_samples, temperature=cfg.eval_temperature,
+                      max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p, seed=cfg.seed)
+            cands = (cand_cache.cached_candidates(sampler, probs, self.tok, **kw) if s == 0 and initial
+                     else sample_candidates(sampler, probs, self.tok, **kw))
+            grid = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= cfg.eval_samples]
+            row.update({f"{split}_{k}": v for k, v in score_candidates(cands, self.reranker).curve(grid).items()})
+        return row
+
+    # ---- training
+    def _fit(self, s: int, data: list[RankedList]) -> dict[str, Any]:
+        """Train round ``s`` on ``data``, or load the same training from another run of this
+        preset (:func:`find_trained`: same settings, starting policy and lists); the row
+        records ``train_key`` and, when loaded, ``train_reused_from`` and the original's
+        training statistics."""
+        key = training_key(self.cfg, s, data, self.previous_key, self.device.type, run_folder.world())
+        self.previous_key = key
+        reused = run_folder.reuse_training(self.out, s, key, self.device.type) if self.reuse else None
+        if reused is not None:
+            self.apply_checkpoint(s)
+            return {"train_key": key, **reused}
+        return {"train_key": key, **self._train(s, data)}
+
+    def _train(self, s: int, data: list[RankedList]) -> dict[str, Any]:
+        cfg = self.cfg
+        reference = None
+        if cfg.reference == "initial" and s > 1:
+            init, _ = self.load_initial()
+            reference = ReferenceCache(batch_size=16, max_length=512)
+            reference.compute(init, self.tok, [(x.prompt, r) for x in data for r in x.responses])
+            del init
+        lps = balanced_lists_per_step(len(data), cfg.lists_per_step, multiple_of=cfg.grad_accum * run_folder.world())
+        tc = TrainConfig(objective=cfg.objective, beta=cfg.beta, lr=cfg.lr, epochs=cfg.epochs,
+                         lists_per_step=lps, lora=lora(cfg), seed=cfg.seed * 1000 + s,
+                         dtype=cfg.train_dtype, grad_accum=cfg.grad_accum,
+                         show_progress=cfg.show_progress)
+        import warnings
+
+        with warnings.catch_warnings():  # the few lists left out change with each epoch's shuffle
+            warnings.filterwarnings("ignore", message=".*left out of each epoch.*")
+            res = train_ranking(self.model, self.tok, data, tc, reference=reference)
+        if self.main:
+            run_folder.save_checkpoint(self.out / f"ckpt_iter{s}", res.model.save_pretrained)
+        self.model = res.model.merge_and_unload() if lora(cfg) else res.model
+        self.model.larpo_name = cfg.model_name
+        self.model.eval()
+        acc = [r["accuracy"] for r in res.logs if r["accuracy"] is not None]
+        return {"train_steps": len(res.logs), "loss_first": res.losses[0], "loss_last": res.losses[-1],
+                "losses": [float(x) for x in res.losses],  # per optimizer step
+                "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds,
+                "train_processes": res.meta["num_processes"]}
+
+# --------------------------------------------------------------------------- running and reading
 def run_locked(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
                stop_after: int | None = None) -> list[dict[str, Any]]:
     """:func:`run_loop` holding an exclusive lock on the folder (``<folder>.lock`` beside it).
@@ -1049,51 +467,16 @@ def run_locked(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     ``resume=False`` it refuses instead (:class:`RunInUseError`): starting over would discard
     the other command's work while it runs. Under ``accelerate launch`` only the main process
     takes the lock (the others follow it through :func:`run_loop`)."""
-    import fcntl
-
     out = Path(out_dir)
     if resume and (rows := finished_rows(cfg, out, stop_after)) is not None:
         return rows
-    if not _is_main():
+    with run_folder.folder_lock(out, resume):
         return run_loop(cfg, out, resume=resume, stop_after=stop_after)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out.with_name(out.name + ".lock")
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not resume:
-                raise RunInUseError(f"{out} is in use by another run (it holds {lock_path}): wait "
-                                    "for it to finish or stop it before starting over") from None
-            print(f"[larpo-lite] {out} is in use by another run (it holds {lock_path}); waiting "
-                  "for it to finish", file=sys.stderr, flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return run_loop(cfg, out, resume=resume, stop_after=stop_after)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _save_unchanged(run: _Run, s: int) -> None:
-    """A checkpoint for an iteration without training (a zero LoRA update or the same model)."""
-    ck = run.out / f"ckpt_iter{s}"
-    if _lora(run.cfg):
-        from peft import LoraConfig, get_peft_model
-
-        lora = _lora(run.cfg) or {}
-        peft_model = get_peft_model(run.model, LoraConfig(**lora, task_type="CAUSAL_LM"))
-        peft_model.save_pretrained(ck)  # LoRA B starts at zero: merging changes nothing
-        run.model = peft_model.merge_and_unload()
-        run.model.larpo_name = run.cfg.model_name
-    else:
-        run.model.save_pretrained(ck)
 
 
 def run_dir(cfg: LoopConfig, preset: str) -> Path:
     """``runs/<preset>/loop/<objective>-<hash of the config>``: the same config always gets the
     same folder, so notebooks that need the same run (a baseline, a shared setting) share it."""
-    import hashlib
-
     from .paths import runs_dir
 
     key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
@@ -1120,10 +503,7 @@ def _rebuilt(cfg: LoopConfig, out: Path, s: int) -> _Run:
     if finished_rows(cfg, out, stop_after=s) is None:
         raise ValueError(f"{out} has not finished round {s} of this config: run it first")
     run = _Run(cfg, out)
-    run.model, run.tok = run.load_initial()
-    run.model.larpo_name = cfg.model_name
-    for i in range(1, s + 1):
-        run.apply_checkpoint(i)
+    run.restore(list(range(1, s + 1)))
     return run
 
 

@@ -3,7 +3,8 @@ its recorded per-problem scores."""
 
 import pytest
 
-from larpo_lite.loop import LoopConfig, _sample_seed, greedy_responses, policy_after, run_loop
+from larpo_lite.loop import LoopConfig, greedy_responses, policy_after, run_loop
+from larpo_lite.loop_policy import sample_seed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,7 +36,7 @@ def test_the_rebuilt_policy_samples_what_the_run_sampled_next(finished):
         model, tok = policy_after(cfg, out, iteration=s)
         got = sample_candidates(make_sampler("hf", model, tok, batch_size=cfg.batch_size), problems,
                                 tok, k=cfg.k, temperature=0.7, max_new_tokens=cfg.max_new_tokens,
-                                seed=_sample_seed(cfg, 2))
+                                seed=sample_seed(cfg, 2))
         texts[s] = [g.texts for g in got.generations]
     assert texts[1] == [g.texts for g in recorded.generations]
     assert texts[0] != texts[1]  # the check tells the policies apart

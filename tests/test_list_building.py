@@ -1,4 +1,5 @@
-"""The loop's list building (``_Run.build_lists``): no label noise, truncated samples flagged."""
+"""The loop's list building (``_Run.sample``, ``rank``, ``select``): no label noise, truncated
+samples flagged."""
 
 import numpy as np
 import pytest
@@ -35,8 +36,9 @@ def test_lists_hold_no_label_noise_and_no_truncated_sample(tmp_path, monkeypatch
             "WWWWWWWW",   # no right answer: skipped
             "TWWWWWWW",   # its only right answer was cut at max_new_tokens: still right, on top
             "RTTWWWWW"]   # two right answers cut
-    monkeypatch.setattr(run, "sample", lambda s, problems, k, t: _stub_samples(problems, plan))
-    items, info = run.build_lists(1)
+    monkeypatch.setattr(run, "sample_set", lambda s, problems, k, t: _stub_samples(problems, plan))
+    items = run.select(1, run.rank(run.sample(1)))
+    info = run.info
     assert info["truncated_samples"] == 3 and info["skipped_prompts"] == 1
     assert len(items) == 4
     for x in items:
@@ -58,7 +60,8 @@ def test_lists_hold_no_label_noise_and_no_truncated_sample(tmp_path, monkeypatch
     assert (items[3].truncated or [False] * 4) == second
     assert info["truncated_in_lists"] == 1 + sum(second)
     # written and read back (other processes, resumed runs) with the flags
-    from larpo_lite.loop import _read_lists, _write_lists
+    from larpo_lite.run_folder import read_lists, write_lists
 
-    _write_lists(tmp_path / "lists.jsonl", items)
-    assert _read_lists(tmp_path / "lists.jsonl") == items
+    write_lists(tmp_path / "lists.jsonl", items)
+    assert read_lists(tmp_path / "lists.jsonl") == items
+    assert read_lists(tmp_path / "lists_iter1.jsonl") == items  # what the round wrote

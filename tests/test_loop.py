@@ -245,6 +245,37 @@ def test_new_settings_keep_old_run_folders():
     assert (d["eval_split"], d["instruction"]) == ("validation", "Be brief.")
 
 
+def test_a_new_verifier_version_gives_new_run_folders(monkeypatch):
+    """The verifier's version joins the config only when it is not 1: today's runs keep their
+    folders (the default config's hash is pinned), and a verifier that reads answers
+    differently runs again in new ones."""
+    from larpo_lite import loop
+    from larpo_lite.tasks import answers
+
+    cfg = LoopConfig()
+    d, folder = cfg.to_dict(), loop.run_dir(cfg, "p")
+    assert "verifier_version" not in d and folder.name == "pairwise-6ac6c35175"
+    monkeypatch.setattr(answers, "VERIFIER_VERSION", 2)
+    assert cfg.to_dict() == {**d, "verifier_version": 2}
+    assert loop.run_dir(cfg, "p") != folder
+    assert LoopConfig.from_dict(cfg.to_dict()) == cfg  # config.json reads back
+
+
+def test_algorithm_1_reads_as_the_papers_pseudo_code():
+    """07 shows ``algorithm_1`` beside the paper's Algorithm 1: one short function, its steps
+    in the paper's order; the bookkeeping lives in other modules."""
+    import inspect
+    import re
+
+    from larpo_lite import loop
+
+    source = inspect.getsource(loop.algorithm_1)
+    assert len(source.splitlines()) <= 25
+    steps = re.findall(r"run\.(\w+)\(", source)
+    assert steps == ["sample", "rank", "select", "merge", "train", "evaluate"]
+    assert len(inspect.getsource(loop).splitlines()) <= 600
+
+
 def test_the_instruction_setting_changes_every_prompt_of_the_run(tmp_path):
     from larpo_lite.tasks import prompts
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from larpo_lite import cli, loop
+from larpo_lite import cli, loop, run_folder
 from larpo_lite.config import Params
 from larpo_lite.jsonl import CorruptFileError, read_jsonl
 from larpo_lite.loop import LoopConfig, check_round_files, read_results, run_locked, run_loop
@@ -77,7 +77,7 @@ def test_each_round_records_its_files_and_lists(finished):
         names = {f"lists_iter{s}.jsonl", f"candidates_iter{s}_T0.7.jsonl"}
         assert set(r["sha256"]) == names
         for name, digest in r["sha256"].items():
-            assert digest == loop._sha256(finished / name)
+            assert digest == run_folder.sha256(finished / name)
         assert r["lists"] == len(read_jsonl(finished / f"lists_iter{s}.jsonl")) > 0
     check_round_files(finished, rows)  # the run's own files pass
 
@@ -184,15 +184,15 @@ def test_a_second_loop_command_waits_and_never_redoes_the_work(finished, tmp_pat
                                                                capsys):
     run = _copy(finished, tmp_path / "run", rounds=1)  # round 2 is work to do
     calls, entered, release = [], threading.Event(), threading.Event()
-    build = loop._Run.build_lists
+    sample = loop._Run.sample
 
-    def held_build(self, s):
+    def held_sample(self, s):
         calls.append(s)
         entered.set()
         release.wait(timeout=120)
-        return build(self, s)
+        return sample(self, s)
 
-    monkeypatch.setattr(loop._Run, "build_lists", held_build)
+    monkeypatch.setattr(loop._Run, "sample", held_sample)
     codes = {}
     args = ["loop", "--preset", "smoke", "--out", str(run)]
     first = threading.Thread(target=lambda: codes.update(first=cli.main(args)))

@@ -4,7 +4,7 @@ the tuning study's first rounds serve 04 and 07 (loop.training_key, loop.find_tr
 import numpy as np
 import pytest
 
-from larpo_lite import loop
+from larpo_lite import loop, run_folder
 from larpo_lite.loop import LoopConfig, per_problem, run_loop, training_key
 from larpo_lite.trainer import RankedList
 
@@ -70,7 +70,7 @@ def test_a_first_round_recorded_without_a_key_is_still_found(tmp_path):
     for r in rows:  # as the rows of a run written before keys were recorded
         r.pop("train_key", None)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    found = loop.find_trained(rows[1].get("train_key") or loop._row_key(out, rows[1], "cpu"),
+    found = loop.find_trained(rows[1].get("train_key") or run_folder._row_key(out, rows[1], "cpu"),
                               tmp_path / "p")
     assert found is not None and found[0] == out / "ckpt_iter1"
     again = run_loop(LoopConfig(**{**TINY, "n_val": 2}), tmp_path / "p" / "loop" / "new")
