@@ -525,17 +525,21 @@ def shrink_notebook(nb: Any, max_bytes: int = EXECUTED_MAX_BYTES,
 def write_executed_copy(executed: str | Path, dest_dir: str | Path,
                         max_bytes: int = EXECUTED_MAX_BYTES) -> Path:
     """Copy the executed notebook ``executed`` (as papermill wrote it) into ``dest_dir``
-    under the same name, shrunk to ``max_bytes`` if needed (:func:`shrink_notebook`).
-    Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit.
+    under the same name, its markdown placeholders filled from the values the run published
+    (:func:`larpo_lite.prose.render_notebook`) and shrunk to ``max_bytes`` if needed
+    (:func:`shrink_notebook`). Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit.
     The copy is written whole or not at all: to a temp file of its own beside it, synced, then
     renamed over it; a failed write (a full disk, an interrupt) removes the temp file and leaves
     the earlier copy as it was."""
     import nbformat
 
+    from .prose import render_notebook
     from .reports import replace_atomically
 
     executed = Path(executed)
-    nb, steps = shrink_notebook(nbformat.read(executed, as_version=4), max_bytes, executed.name)
+    nb = nbformat.read(executed, as_version=4)
+    render_notebook(nb)  # markdown placeholders filled from the run's published values
+    nb, steps = shrink_notebook(nb, max_bytes, executed.name)
     dest = Path(dest_dir) / executed.name
     data = _notebook_text(nb).encode("utf-8")
     replace_atomically(dest, lambda f: f.write(data))
