@@ -22,10 +22,11 @@ state (the policy, the lists of earlier rounds, the results rows) and does each 
    compare paired (:func:`per_problem`); ``eval_split="validation"`` (tuning,
    :mod:`larpo_lite.tune`) evaluates on validation only and never loads the test split.
 
-The bookkeeping lives elsewhere: the configuration in :mod:`larpo_lite.loop_config`; the run's
-files, their integrity hashes, resume, locks and training reuse in :mod:`larpo_lite.run_folder`
-(read there what a run folder holds). The initial policy's samples go through
-:mod:`larpo_lite.cache`, shared by every method.
+The bookkeeping lives elsewhere: the configuration in :mod:`larpo_lite.loop_config`; loading
+the policy (or its SFT start), checkpoints and sampling in :mod:`larpo_lite.loop_policy`; the
+run's files, their integrity hashes, resume, locks and training reuse in
+:mod:`larpo_lite.run_folder` (read there what a run folder holds). The initial policy's samples
+go through :mod:`larpo_lite.cache`, shared by every method.
 """
 
 from __future__ import annotations

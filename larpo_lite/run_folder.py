@@ -94,6 +94,7 @@ def wait_for(path: Path, what: str, poll: float = 1.0) -> None:
 
 # ---------------------------------------------------------------- files
 def write_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole: written under a temporary name beside it, then renamed."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     tmp.replace(path)
@@ -183,6 +184,7 @@ def per_problem(row: dict[str, Any], split: str = "val") -> np.ndarray:
 
 # ---------------------------------------------------------------- resume
 def last_round(cfg: LoopConfig, stop_after: int | None) -> int:
+    """The last round a call runs: ``stop_after`` (None: all ``cfg.iterations``)."""
     return cfg.iterations if stop_after is None else min(stop_after, cfg.iterations)
 
 
