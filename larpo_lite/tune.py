@@ -278,19 +278,27 @@ def run(params: Any, lrs: list[float] | None = None, betas: list[float] | None =
         spec["n_val"] = n_val
     params = dataclasses.replace(params, n_val=spec["n_val"] or params.n_val)
     if spec.get("staged"):
-        report = params.out_dir("reports") / "tuning_validation.json"
+        folder = params.out_dir("reports")
+        report, partial = folder / "tuning_validation.json", folder / f"{PARTIAL}.json"
+
+        def prior() -> dict[str, dict[str, Any]]:
+            return {**prior_rows(report), **prior_rows(partial)}
 
         def write(result: dict[str, Any]) -> Path:
             # rows another process of the study wrote meanwhile are kept (same config hash)
             rows = {r["config_hash"]: r for r in result["rows"]}
-            for h, r in prior_rows(report).items():
+            for h, r in prior().items():
                 rows.setdefault(h, r)
             result = {**result, "rows": list(rows.values())}
             p = dataclasses.replace(params, n_val=result["n_val"])
-            return reports.write_metrics("tuning_validation", result, p, report.parent)
+            if not result["complete"]:  # the notebooks read only a finished study
+                return reports.write_metrics(PARTIAL, result, p, folder)
+            path = reports.write_metrics("tuning_validation", result, p, folder)
+            partial.unlink(missing_ok=True)
+            return path
 
-        out = tune_staged(params, spec, runs_dir=runs_dir, prior=prior_rows(report),
-                          on_progress=write, reload_prior=lambda: prior_rows(report))
+        out = tune_staged(params, spec, runs_dir=runs_dir, prior=prior(), on_progress=write,
+                          reload_prior=prior)
         out["path"] = str(write(out))
         return out
     out = tune(params, spec, runs_dir=runs_dir)
@@ -357,6 +365,9 @@ def apply_choice(cfg: LoopConfig, chosen: dict[str, dict[str, Any]]) -> LoopConf
 # without a plan; a setting that needs an earlier choice waits until that choice is final.
 
 STAGED_KEYS = ("n_val", "base", "round_size", "grids", "extend", "graded_vs_binary")
+# an unfinished staged study's report: its rows carry over to the next session (committed),
+# while tuning_validation.json, which the notebooks read, keeps the last finished study
+PARTIAL = "tuning_validation.partial"
 _POLL_SECONDS = 20.0
 
 

@@ -299,6 +299,7 @@ extend: {max: 0}
     out = run(params, study=study, runs_dir=tmp_path / "runs")
     m = json.loads((tmp_path / "reports" / "tuning_validation.json").read_text())["metrics"]
     assert m["complete"] and [r["lr"] for r in m["rows"]] == [1e-3, 1e-2]
+    assert not (tmp_path / "reports" / "tuning_validation.partial.json").exists()
     for r in m["rows"]:
         assert {"objective", "lr", "start", "reranker", "prompts_per_iter"} <= set(r)
         assert len(r["val_greedy_per_round"]) == 3 and "diff_round1" in r
@@ -311,3 +312,40 @@ extend: {max: 0}
     again = run(params, study=study, runs_dir=tmp_path / "runs")
     assert not sandbox["calls"] and all(r.get("read_back") for r in again["rows"])
     assert [r["val_correct"] for r in again["rows"]] == [r["val_correct"] for r in out["rows"]]
+
+
+def test_an_unfinished_staged_study_reports_apart_and_carries_its_rows_over(tmp_path, sandbox,
+                                                                             monkeypatch):
+    """Killed after its first setting: the rows go to tuning_validation.partial.json (the
+    notebooks keep reading the last finished study), and the next start takes them from there."""
+    study = _study(tmp_path, """
+n_val: 3
+base: {iterations: 1, k: 4, temperatures: [0.7], eval_samples: 0, prompts_per_iter: 4}
+grids:
+  pairwise: [1e-3, 1e-2]
+extend: {max: 0}
+""")
+    params = Params.load("smoke", reports_dir=str(tmp_path / "reports"))
+    real = tune_mod.run_locked
+    calls = []
+
+    def killed_after_one(cfg, folder, **kw):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(cfg.lr)
+        return real(cfg, folder, **kw)
+
+    monkeypatch.setattr(tune_mod, "run_locked", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run(params, study=study, runs_dir=tmp_path / "runs")
+    partial = tmp_path / "reports" / "tuning_validation.partial.json"
+    m = json.loads(partial.read_text())["metrics"]
+    assert not m["complete"] and [r["lr"] for r in m["rows"]] == [1e-3] and m["pending"]
+    assert not (tmp_path / "reports" / "tuning_validation.json").exists()
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")  # a new session: only the committed partial report
+    monkeypatch.setattr(tune_mod, "run_locked", real)
+    out = run(params, study=study, runs_dir=tmp_path / "runs")
+    assert [r.get("read_back", False) for r in out["rows"]] == [True, False]
+    assert not partial.exists() and (tmp_path / "reports" / "tuning_validation.json").is_file()
