@@ -36,7 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .models import is_peft_model
+from .models import SDPA_GQA, is_peft_model
 from .progress import progress
 
 __all__ = [
@@ -446,9 +446,10 @@ def _config(model: Any) -> Any:
 
 def _attention_bias(model: Any, allowed: torch.Tensor) -> torch.Tensor:
     """``allowed`` [B, 1, L, L] in the form the model's attention takes a custom 4D mask:
-    as is (bool) for sdpa, additive (0 / dtype min) for eager."""
+    as is (bool) for sdpa (transformers' or :func:`models.use_sdpa_gqa`'s), additive
+    (0 / dtype min) for eager."""
     impl = getattr(_config(model), "_attn_implementation", None) or "sdpa"
-    if impl == "sdpa":
+    if impl in ("sdpa", SDPA_GQA):
         return allowed
     if impl == "eager":
         dtype = next(model.parameters()).dtype

@@ -102,6 +102,75 @@ def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "
     return torch.float32
 
 
+SDPA_GQA = "sdpa_gqa"  # the attention implementation use_sdpa_gqa registers and selects
+
+
+def _sdpa_gqa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                        value: torch.Tensor, attention_mask: torch.Tensor | None,
+                        dropout: float = 0.0, scaling: float | None = None,
+                        is_causal: bool | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers' SDPA attention, with masked grouped-query attention done by SDPA itself.
+
+    ``query``: [B, heads, Q, dim]; ``key``, ``value``: [B, kv_heads, K, dim];
+    ``attention_mask``: bool [B, 1, Q, K] or None. Returns ([B, Q, heads, dim], None).
+
+    With a mask, transformers' ``use_gqa_in_sdpa`` says no outside XPU/MPS and copies each
+    key/value head ``heads / kv_heads`` times (``repeat_kv``) before SDPA; here SDPA gets
+    ``enable_gqa=True`` and the heads are shared without copies: the same product, without
+    writing the repeated cache at every decoding step. Every other case (no mask, no grouped
+    heads, a position bias or a paged cache) goes to transformers' own function unchanged.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if (attention_mask is None or getattr(module, "num_key_value_groups", 1) <= 1
+            or kwargs.get("position_bias") is not None or kwargs.get("cache") is not None
+            or kwargs.get("output_attentions", False)):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    # with a mask transformers passes is_causal=False too: the mask holds causality
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
+        is_causal=False, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_sdpa_gqa(model: Any, enable: bool | None = None) -> bool:
+    """Route a transformers model's masked attention through :func:`_sdpa_gqa_attention`
+    (SDPA with ``enable_gqa=True`` instead of ``repeat_kv`` copies), or back to ``"sdpa"``.
+
+    ``enable=None`` (what :func:`load_policy` does): on for a model on the CPU, where it samples
+    faster with the same tokens (benchmarks/results/sdpa_gqa.json); off elsewhere (on CUDA,
+    SDPA's fused kernels take no GQA with a mask, so transformers' copies stay). The environment
+    variable ``LARPO_LITE_SDPA_GQA=0`` turns it off everywhere, ``=1`` on on every device.
+    Only a model whose attention is ``"sdpa"`` (or already this one) changes: ``"eager"`` or
+    flash attention stay as loaded. The choice lives in ``model.config._attn_implementation``
+    and is not saved with the model.
+
+    Returns:
+        whether the model now uses it.
+    """
+    config = getattr(model, "config", None)
+    current = getattr(config, "_attn_implementation", None)
+    if current not in ("sdpa", SDPA_GQA):
+        return False
+    if enable is None:
+        forced = os.environ.get("LARPO_LITE_SDPA_GQA", "")
+        if forced not in ("", "0", "1"):
+            raise ValueError(f"LARPO_LITE_SDPA_GQA={forced!r}: use 0 (off), 1 (on) or leave it "
+                             "unset (on for models on the CPU)")
+        enable = forced == "1" if forced else next(model.parameters()).device.type == "cpu"
+    if enable:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(SDPA_GQA, _sdpa_gqa_attention)
+        AttentionMaskInterface.register(SDPA_GQA, sdpa_mask)  # the masks SDPA gets
+    wanted = SDPA_GQA if enable else "sdpa"
+    if current != wanted:
+        model.set_attn_implementation(wanted)
+    return bool(enable)
+
+
 def is_peft_model(model: Any) -> bool:
     """Whether ``model`` (or the module inside a DDP wrapper) is a peft model."""
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
@@ -387,6 +456,10 @@ def load_policy(
         dtype: ``"auto"`` (bf16 where the hardware has it, else fp32) or a dtype name.
         lora: optional ``peft.LoraConfig`` keyword arguments; wraps the model with adapters.
 
+    On the CPU, masked attention shares the grouped key/value heads inside SDPA instead of
+    copying them (:func:`use_sdpa_gqa`: same outputs, faster sampling);
+    ``LARPO_LITE_SDPA_GQA=0`` keeps transformers' ``"sdpa"``.
+
     Returns:
         ``(model, tokenizer)``; ``model.larpo_name`` records ``name`` (samplers and checkpoints read it).
     """
@@ -407,6 +480,7 @@ def load_policy(
     model.eval()
     model.config.pad_token_id = tok.pad_token_id
     model.larpo_name = name
+    use_sdpa_gqa(model)  # CPU: SDPA shares the grouped key/value heads (no repeat_kv copies)
     if lora:
         from peft import LoraConfig, get_peft_model
 
