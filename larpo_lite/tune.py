@@ -184,7 +184,8 @@ def compare(init_row: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
             "lost": stats.lost, "n": stats.n, "verdict": stats.verdict}
 
 
-_FROM_ROUND = ("lists", "train_lists", "skipped_prompts", "sample_accuracy", "sample_reward",
+_FROM_ROUND = ("lists", "train_lists", "skipped_prompts", "shortened_lists", "truncated_samples",
+               "truncated_in_lists", "sample_accuracy", "sample_reward",
                "train_steps", "loss_first", "loss_last", "ranking_accuracy_last", "note")
 
 
