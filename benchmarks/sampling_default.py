@@ -30,11 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from larpo_lite.config import Params
-from larpo_lite.models import cpu_has_bf16, load_policy
-from larpo_lite.reports import cpu_model, environment, write_json
+from larpo_lite.models import load_policy
+from larpo_lite.reports import benchmark_context, write_json
 from larpo_lite.sampling import HFSampler
 from larpo_lite.tasks import extract_answer, is_correct, load_split, problem_prompt
 
@@ -179,13 +177,7 @@ def main() -> None:
         },
         "note": "tokens_per_s counts generated tokens (EOS included) over wall time; options ran "
                 "in turn on the same chunks of the workload",
-        "cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
-        "environment": environment(),
-        "measured": started,
-        "command": "python benchmarks/sampling_default.py " + " ".join(sys.argv[1:]),
+        **benchmark_context("benchmarks/sampling_default.py", sys.argv[1:], started, load_start[0]),
     }
     out = (RESULTS.parents[1] / "runs" / "benchmarks" / "sampling_default_quick.json" if args.quick
            else RESULTS / "sampling_default.json")

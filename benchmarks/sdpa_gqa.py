@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 from larpo_lite.config import Params
-from larpo_lite.models import cpu_has_bf16, load_policy, use_sdpa_gqa
-from larpo_lite.reports import cpu_model, environment, write_json
+from larpo_lite.models import load_policy, use_sdpa_gqa
+from larpo_lite.reports import benchmark_context, environment, write_json
 from larpo_lite.sampling import HFSampler
 from larpo_lite.tasks import load_split, problem_prompt
 
@@ -220,13 +220,7 @@ def main() -> None:
                 "and speedup_wall: the baseline's total over the variant's, every variant against "
                 "repeat_kv at the default batch size; responses compared (text and token count of "
                 "every sample) with that baseline, same seed",
-        "cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
-        "environment": environment(),
-        "measured": started,
-        "command": "python benchmarks/sdpa_gqa.py " + " ".join(sys.argv[1:]),
+        **benchmark_context("benchmarks/sdpa_gqa.py", sys.argv[1:], started, load_start[0]),
     }
     out = (RESULTS.parents[1] / "runs" / "benchmarks" / "sdpa_gqa_quick.json" if args.quick
            else RESULTS / "sdpa_gqa.json")

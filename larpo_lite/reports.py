@@ -39,6 +39,21 @@ def environment() -> dict[str, Any]:
     }
 
 
+def benchmark_context(script: str, argv: list[str], started: str,
+                      load_start: float) -> dict[str, Any]:
+    """What a benchmark record says about the machine and the run: the CPU (and whether it has
+    bf16 units), thread settings, the load average at the start and now (the machine may be
+    shared), the environment, when it was measured and the command that measured it."""
+    from .models import cpu_has_bf16
+
+    return {"cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+            "environment": environment(), "measured": started,
+            "command": f"python {script} " + " ".join(argv)}
+
+
 def replace_atomically(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     """``path`` written whole or not at all: ``write(f)`` fills a temporary file of its own
     beside it (a unique name: two processes saving the same file never share one), synced,
