@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -742,13 +743,14 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
     """The notebooks of :func:`run_notebooks`, one after another in this process."""
     import papermill as pm
 
-    from .replay import finish_recording
+    from .replay import RECORDING_ENV, finish_recording
 
     done = []
     too_big: list[str] = []
     # the kernels inherit these: no progress bars, and which preset file runs (a default.yaml
     # elsewhere is not the default run: Params.is_default_run)
-    kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve())}
+    kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve()),
+                  RECORDING_ENV: ""}
     env_before = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
@@ -761,6 +763,8 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             plans.append((nb, own, kernel))
         for nb, own, kernel in plans:
             t0 = time.perf_counter()
+            token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this notebook's recording folder
+            os.environ[RECORDING_ENV] = token
             print(f"[larpo-lite] {nb.name} (preset {values['preset']}) ...", flush=True)
             target = out / nb.name
             pm.execute_notebook(str(nb), str(target), parameters=own, cwd=str(nb.parent),
@@ -768,7 +772,7 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             print(f"[larpo-lite] {nb.name} done in {time.perf_counter() - t0:.0f}s -> {target}",
                   flush=True)
             if kernel is not None and not kernel.replay:  # ran to its end: its records swap in
-                finish_recording(kernel.out_dir("record", create=False) / nb.stem)
+                finish_recording(kernel.out_dir("record", create=False) / nb.stem, token)
             if default_run:
                 from .workshop import after_default_notebook
 

@@ -203,22 +203,33 @@ def check_records(folder: str | Path, notebook: str, params: Any) -> dict[str, A
 # ---------------------------------------------------------------- recording folders
 
 
-def staging_folder(final: str | Path) -> Path:
+RECORDING_ENV = "LARPO_LITE_RECORDING"  # names one recording: run_notebooks sets it per notebook
+
+
+def recording_token() -> str:
+    """This recording's name: ``$LARPO_LITE_RECORDING`` (set by ``larpo-lite notebooks`` for
+    each notebook it runs, so it can swap that recording in) or, by hand, this process's id."""
+    return os.environ.get(RECORDING_ENV) or str(os.getpid())
+
+
+def staging_folder(final: str | Path, token: str | None = None) -> Path:
     """Where a recording of ``final`` (``<record root>/<notebook>``) is written until it is
-    swapped in: ``.<notebook>.recording`` beside it."""
+    swapped in: ``.<notebook>.recording-<token>`` beside it (:func:`recording_token`), so two
+    runs recording the same notebook at once never share one."""
     final = Path(final)
-    return final.with_name(f".{final.name}.recording")
+    return final.with_name(f".{final.name}.recording-{token or recording_token()}")
 
 
-def finish_recording(final: str | Path) -> bool:
+def finish_recording(final: str | Path, token: str | None = None) -> bool:
     """Swap a finished recording (:func:`staging_folder`) in for ``final`` whole: the old
     folder moves aside, the new one takes its name, the old one is removed. False (and nothing
     changed) when there is no recording of ``final``."""
     final = Path(final)
-    stage = staging_folder(final)
+    token = token or recording_token()
+    stage = staging_folder(final, token)
     if not (stage / MANIFEST).is_file():
         return False
-    old = final.with_name(f".{final.name}.old")
+    old = final.with_name(f".{final.name}.old-{token}")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
@@ -256,7 +267,8 @@ class Recorder:
             self.manifest = check_records(self.source, notebook, params)
             return
         self.target = params.out_dir("record") / notebook
-        self.stage = staging_folder(self.target)
+        self.token = recording_token()
+        self.stage = staging_folder(self.target, self.token)
         try:
             shutil.rmtree(self.stage, ignore_errors=True)  # a recording killed before
             self.stage.mkdir(parents=True)
@@ -271,7 +283,7 @@ class Recorder:
     def finish(self) -> bool:
         """Swap this recording in for the notebook's record folder (``larpo-lite notebooks``
         does it when the notebook has run to its end; a notebook run by hand may call it)."""
-        return False if self.target is None else finish_recording(self.target)
+        return False if self.target is None else finish_recording(self.target, self.token)
 
     def __call__(self, name: str, compute: Callable[[], Any], what: str = "") -> Any:
         """``compute()``'s result (JSON data), recorded under ``name``; replayed: the recorded

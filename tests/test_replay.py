@@ -209,3 +209,21 @@ def test_figure_data_holds_what_is_plotted_not_pixels(tmp_path):
     plotting.savefig(a, "fig", tmp_path)
     assert (tmp_path / "fig.png").is_file() and (tmp_path / "fig.data.json").is_file()
     plt.close("all")
+
+
+def test_two_runs_recording_one_notebook_at_once_keep_their_own_folders(tmp_path, monkeypatch):
+    """Two runs of one preset recording the same notebook (two test workers, two shells):
+    the second start must not delete the first one's recording, and each swaps in whole."""
+    folder = _record(tmp_path, steps={"a": [1]})
+    monkeypatch.setenv(replay.RECORDING_ENV, "first")
+    first = replay.Recorder("03_x", _params(tmp_path))
+    first("a", lambda: [5])
+    monkeypatch.setenv(replay.RECORDING_ENV, "second")
+    second = replay.Recorder("03_x", _params(tmp_path))
+    second("a", lambda: [7])
+    assert replay.staging_folder(folder, "first").is_dir()  # still there
+    assert first.finish()
+    assert replay.Recorder("03_x", _params(tmp_path, replay=True))("a", lambda: None) == [5]
+    assert second.finish()
+    assert replay.Recorder("03_x", _params(tmp_path, replay=True))("a", lambda: None) == [7]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["03_x"]  # nothing left beside it
