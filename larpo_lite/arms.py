@@ -30,6 +30,7 @@ import numpy as np
 
 from .loop import LoopConfig, iterative_dpo_config, offline_config, per_problem
 from .metrics import paired_stats, paired_verdict
+from .tune import apply_choice
 
 MDE_Z = 2.8  # 80% power at two-sided alpha 0.05: 1.96 + 0.84
 LISTWISE = ("contrastive", "lambdarank", "listmle")
@@ -71,11 +72,6 @@ def headline_objective(tuned: dict[str, dict[str, Any]], objectives: Sequence[st
     return max(scored, key=lambda o: tuned[o]["diff"]) if scored else listwise[0]
 
 
-def _at(cfg: LoopConfig, tuned: dict[str, dict[str, Any]], key: str) -> LoopConfig:
-    c = tuned.get(key)
-    return dataclasses.replace(cfg, lr=float(c["lr"]), beta=float(c.get("beta", cfg.beta))) if c else cfg
-
-
 def equal_budget_arms(base: LoopConfig, tuned: dict[str, dict[str, Any]],
                       objectives: Sequence[str], seeds: Sequence[int],
                       paper_k2: bool = True) -> list[Arm]:
@@ -93,12 +89,12 @@ def equal_budget_arms(base: LoopConfig, tuned: dict[str, dict[str, Any]],
         raise ValueError("give at least one seed")
     seeds, one = tuple(seeds), (seeds[0],)
     head = headline_objective(tuned, objectives)
-    dpo = _at(dataclasses.replace(base, objective="pairwise", strategy="best_worst",
-                                  negative_tier=None), tuned, "pairwise")
+    dpo = apply_choice(dataclasses.replace(base, objective="pairwise", strategy="best_worst",
+                                           negative_tier=None), tuned)
     arms = [Arm("iterative DPO", dpo, seeds, headline=True)]
     for o in objectives:
         if o in LISTWISE:
-            cfg = _at(dataclasses.replace(base, objective=o, strategy=None), tuned, o)
+            cfg = apply_choice(dataclasses.replace(base, objective=o, strategy=None), tuned)
             arms.append(Arm(f"LARPO {o}", cfg, seeds if o == head else one, headline=o == head))
     arms.append(Arm("offline DPO", offline_config(dpo), one, looping=False))
     if paper_k2 and base.k != 2:

@@ -261,7 +261,7 @@ def tune(params: Any, study: dict[str, Any], runs_dir: str | Path | None = None)
 
 
 def _config_hash(cfg: LoopConfig) -> str:
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return _config_hash_of(cfg.to_dict())
 
 
 def run(params: Any, lrs: list[float] | None = None, betas: list[float] | None = None,
@@ -468,7 +468,7 @@ def _setting_row(cfg: LoopConfig, results: list[dict[str, Any]], name: str, phas
 
 def _scores(row: dict[str, Any], which: str = "") -> np.ndarray:
     key = "val_rewards" if "val_rewards" in row else "val_correct"
-    return per_problem({"val_" + key[4:]: row[key + which]}, "val")
+    return per_problem({key: row[key + which]}, "val")
 
 
 class _Staged:
