@@ -155,14 +155,36 @@ class Params:
     def from_globals(cls, namespace: dict[str, Any]) -> Params:
         """Params from a notebook's globals: every plain value that is not private, a
         module, a function, a class or an IPython name must be a known parameter."""
-        skip = {"In", "Out", "exit", "quit", "get_ipython"}
-        plain = (int, float, str, bool, list, tuple, type(None), dict)
-        values = {
-            k: v for k, v in namespace.items()
-            if not k.startswith("_") and k not in skip and isinstance(v, plain)
-            and not isinstance(v, type | types.ModuleType | types.FunctionType)
-        }
-        return cls.from_mapping(values, source="notebook parameters")
+        return cls.from_mapping(_plain_globals(namespace), source="notebook parameters")
+
+    @classmethod
+    def for_notebook(cls, namespace: dict[str, Any]) -> Params:
+        """A notebook's Params: its preset's file, with the notebook's own values over it.
+
+        ``namespace`` is the notebook's ``globals()`` right after its parameters cell (and
+        papermill's injected values): ``preset`` (default ``"default"``) names the file, and
+        every other plain global must be a known parameter. The parameters cell therefore keeps
+        only the keys a reader of that notebook would change; the preset fills the rest. When
+        ``larpo-lite notebooks`` says which file it ran (``$LARPO_LITE_PRESET_FILE``) and that
+        file is this preset, it is read instead of ``params/<preset>.yaml``.
+
+        Raises:
+            ParamsError: an unknown name (with the closest valid one), a wrong type, or an
+                unknown preset.
+        """
+        values = _plain_globals(namespace)
+        preset = str(values.get("preset", DEFAULT_PRESET))
+        source = os.environ.get(PRESET_FILE_ENV)
+        path = preset
+        if source and Path(source).is_file() and load_preset_values(source)["preset"] == preset:
+            path = source
+        base = load_preset_values(path)
+        unknown = [k for k in values if k not in cls.field_names()]
+        if unknown:  # named as the notebook's, not the preset file's
+            return cls.from_mapping(values, source="notebook parameters")
+        sources = {k: "notebook parameters" for k in values}
+        return cls.from_mapping({**base, **values}, source=str(preset_path(path)),
+                                key_sources=sources)
 
     @classmethod
     def load(cls, preset: str, **overrides: Any) -> Params:
@@ -422,6 +444,16 @@ _DEFAULTS = Params()
 
 def params_dir() -> Path:
     return repo_root() / "params"
+
+
+def _plain_globals(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The plain values of a notebook's globals: not private, not a module, a function, a
+    class or an IPython name."""
+    skip = {"In", "Out", "exit", "quit", "get_ipython"}
+    plain = (int, float, str, bool, list, tuple, type(None), dict)
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in skip and isinstance(v, plain)
+            and not isinstance(v, type | types.ModuleType | types.FunctionType)}
 
 
 def preset_path(preset: str) -> Path:

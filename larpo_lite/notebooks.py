@@ -631,13 +631,14 @@ def stale_executed_copies(executed_dir: str | Path | None = None,
 REPLAY_PRESET = "replay"  # params/replay.yaml: the default run's records, re-executed
 
 
-def _kernel_params(nb: Path, injected: dict[str, Any]) -> Params | None:
-    """The Params a notebook's kernel builds: its parameters cell's values with ``injected``
-    over them; None when the cell holds something other than literals (the kernel then checks
-    on its own)."""
+def _kernel_params(nb: Path, injected: dict[str, Any], preset_values: dict[str, Any] | None = None
+                   ) -> Params | None:
+    """The Params a notebook's kernel builds (``Params.for_notebook``): the preset file's
+    ``preset_values``, its parameters cell's values over them and ``injected`` over those; None
+    when the cell holds something other than literals (the kernel then checks on its own)."""
     import papermill as pm
 
-    values = {}
+    values = dict(preset_values or {})
     for name, spec in pm.inspect_notebook(str(nb)).items():
         try:
             values[name] = ast.literal_eval(spec["default"])
@@ -751,14 +752,18 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
     # elsewhere is not the default run: Params.is_default_run)
     kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve()),
                   RECORDING_ENV: ""}
+    file_values = load_preset_values(preset)
     env_before = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
         plans = []
         for nb in notebook_paths(only, folder):
             declared = pm.inspect_notebook(str(nb))  # the names of its `parameters` cell
-            own = {k: v for k, v in values.items() if k in declared}
-            kernel = _kernel_params(nb, own)
+            # its own keys, the preset's name and what differs from the preset file (the
+            # kernel reads the rest from that file: Params.for_notebook)
+            own = {k: v for k, v in values.items()
+                   if k in declared or k == "preset" or file_values.get(k, v) != v}
+            kernel = _kernel_params(nb, own, file_values)
             _check_replay_records(nb, kernel)  # every record checked before any notebook runs
             plans.append((nb, own, kernel))
         for nb, own, kernel in plans:

@@ -31,6 +31,7 @@ their order.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -313,6 +314,27 @@ class Recorder:
         except OSError as e:
             raise not_writable(path.parent, e) from None
         return decode(data, str(path))
+
+
+    def recorded(self, name: str | Callable[..., str], what: str | Callable[..., str] = ""
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """A decorator: every call of the function is a recorded step (see ``__call__``), so a
+        notebook's cell reads ``runs = run_objectives(configs)`` and the recording stays out of
+        sight. ``name`` (and ``what``) may be a string or a function of the call's arguments,
+        one record per distinct name::
+
+            @rec.recorded(lambda cfg: f"run_{cfg.objective}_s{cfg.seed}")
+            def run(cfg):
+                return loop.run_shared(cfg, P.preset)
+        """
+        def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def step(*args: Any, **kwargs: Any) -> Any:
+                key = name(*args, **kwargs) if callable(name) else name
+                label = what(*args, **kwargs) if callable(what) else what
+                return self(key, lambda: fn(*args, **kwargs), what=label)
+            return step
+        return wrap
 
 
 def replay_bytes(folder: str | Path | None = None) -> int:

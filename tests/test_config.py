@@ -196,3 +196,27 @@ def test_describe_names_only_what_differs_from_the_preset():
     line = q.describe()
     assert "n_test=3" in line and "lr=0.25" in line and "runs" in line
     assert "seed" not in line  # unchanged keys are not printed
+
+
+def test_a_notebook_keeps_only_its_own_keys_and_the_preset_fills_the_rest(monkeypatch):
+    monkeypatch.delenv("LARPO_LITE_PRESET_FILE", raising=False)
+    p = Params.for_notebook({"preset": "smoke", "lr": 0.003, "np": __import__("numpy")})
+    smoke = Params.load("smoke")
+    assert p.lr == 0.003 and p.lr != smoke.lr
+    assert p.model_name == smoke.model_name and p.n_eval == smoke.n_eval
+    assert p.changes() == {"lr": (smoke.lr, 0.003)}
+    assert Params.for_notebook({"preset": "default"}) == Params.load("default")
+
+
+def test_a_notebook_global_that_is_no_parameter_is_named(monkeypatch):
+    monkeypatch.delenv("LARPO_LITE_PRESET_FILE", raising=False)
+    with pytest.raises(ParamsError, match="notebook parameters: unknown parameter 'lrr'.*'lr'"):
+        Params.for_notebook({"preset": "smoke", "lrr": 0.1})
+
+
+def test_a_notebook_reads_the_preset_file_the_runner_ran(tmp_path, monkeypatch):
+    own = tmp_path / "mine.yaml"
+    own.write_text("based_on: smoke\npreset: mine\nlr: 0.0042\n")
+    monkeypatch.setenv("LARPO_LITE_PRESET_FILE", str(own))
+    assert Params.for_notebook({"preset": "mine"}).lr == 0.0042
+    assert Params.for_notebook({"preset": "smoke"}).lr == Params.load("smoke").lr

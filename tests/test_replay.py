@@ -227,3 +227,26 @@ def test_two_runs_recording_one_notebook_at_once_keep_their_own_folders(tmp_path
     assert second.finish()
     assert replay.Recorder("03_x", _params(tmp_path, replay=True))("a", lambda: None) == [7]
     assert sorted(p.name for p in folder.parent.iterdir()) == ["03_x"]  # nothing left beside it
+
+
+def test_a_recorded_function_records_each_call_and_replays_without_calling(tmp_path):
+    calls = []
+    rec = replay.Recorder("03_x", _params(tmp_path))
+
+    @rec.recorded(lambda n: f"square_{n}", what=lambda n: f"{n} squared")
+    def square(n):
+        calls.append(n)
+        return {"value": n * n}
+
+    assert [square(2)["value"], square(3)["value"]] == [4, 9]
+    assert calls == [2, 3]
+    assert rec.finish()
+    replayed = replay.Recorder("03_x", _params(tmp_path, replay=True))
+
+    @replayed.recorded(lambda n: f"square_{n}")
+    def never(n):
+        raise AssertionError("replay must not call the step")
+
+    assert never(3) == {"value": 9}
+    with pytest.raises(replay.ReplayMissingError, match="square_4"):
+        never(4)
