@@ -103,6 +103,21 @@ def equal_budget_arms(base: LoopConfig, tuned: dict[str, dict[str, Any]],
     return arms
 
 
+def for_params(params: Any, paper_k2: bool = False) -> tuple[list[Arm], dict[str, dict[str, Any]]]:
+    """The arms of notebooks 04 and 07 for a notebook's ``params`` and the study's choices
+    they train at (:func:`larpo_lite.tune.read_choices`): every looping arm on the preset's
+    rounds, prompts per round and ``k_train``, headline arms on ``train_seeds``.
+
+    04 reads round 1 of these runs (``loop.run_shared(cfg, preset, stop_after=1)``) and 07
+    continues them in the same folders."""
+    from .loop import LoopConfig
+    from .tune import read_choices
+
+    tuned = read_choices(params)
+    base = LoopConfig.from_params(params, alignment=True)
+    return equal_budget_arms(base, tuned, params.objectives, params.train_seeds, paper_k2), tuned
+
+
 Runner = Callable[[LoopConfig], list[dict[str, Any]]]
 
 

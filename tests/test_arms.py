@@ -95,3 +95,26 @@ def test_rows_curves_and_over_optimization():
     with pytest.raises(ValueError, match="no arm"):
         arms.compare(arm_list, runs, "LARPO ranknet", "init")
     assert arms.last_vs_first(runs["LARPO listmle"])["diff"] == pytest.approx(6 / 40)
+
+
+def test_for_params_builds_the_arms_at_the_study_choices_of_its_preset(tmp_path, monkeypatch):
+    import json
+
+    from larpo_lite import tune
+    from larpo_lite.config import Params
+
+    p = Params.load("smoke", reports_dir=str(tmp_path), train_seeds=[0, 1, 2])
+    found, tuned = arms.for_params(p)
+    assert tuned == {} and {a.config.lr for a in found} == {p.lr}
+    study = {"params": {"preset": "smoke"},
+             "metrics": {"chosen": {"pairwise": {"lr": 3e-4, "diff": 0.1},
+                                    "listmle": {"lr": 7e-5, "diff": 0.2},
+                                    "contrastive": {"lr": 1e-4, "diff": 0.05}}}}
+    monkeypatch.setattr(p.__class__, "out_dir", lambda self, kind, create=True: tmp_path)
+    (tmp_path / "tuning_validation.json").write_text(json.dumps(study))
+    assert tune.read_choices(p)["listmle"]["lr"] == 7e-5
+    found, _ = arms.for_params(p)
+    by = {a.name: a for a in found}
+    assert by["iterative DPO"].config.lr == 3e-4 and by["LARPO listmle"].config.lr == 7e-5
+    assert by["LARPO listmle"].headline and by["LARPO listmle"].seeds == (0, 1, 2)
+    assert by["LARPO contrastive"].seeds == (0,) and not by["LARPO contrastive"].headline
