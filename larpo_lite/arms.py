@@ -103,10 +103,11 @@ def equal_budget_arms(base: LoopConfig, tuned: dict[str, dict[str, Any]],
     return arms
 
 
-def for_params(params: Any, paper_k2: bool = False) -> tuple[list[Arm], dict[str, dict[str, Any]]]:
+def for_params(params: Any) -> tuple[list[Arm], dict[str, dict[str, Any]]]:
     """The arms of notebooks 04 and 07 for a notebook's ``params`` and the study's choices
     they train at (:func:`larpo_lite.tune.read_choices`): every looping arm on the preset's
-    rounds, prompts per round and ``k_train``, headline arms on ``train_seeds``.
+    rounds, prompts per round and ``k_train``, headline arms on ``train_seeds``, the paper's
+    k=2 row when ``paper_k2``.
 
     04 reads round 1 of these runs (``loop.run_shared(cfg, preset, stop_after=1)``) and 07
     continues them in the same folders."""
@@ -115,7 +116,8 @@ def for_params(params: Any, paper_k2: bool = False) -> tuple[list[Arm], dict[str
 
     tuned = read_choices(params)
     base = LoopConfig.from_params(params, alignment=True)
-    return equal_budget_arms(base, tuned, params.objectives, params.train_seeds, paper_k2), tuned
+    return (equal_budget_arms(base, tuned, params.objectives, params.train_seeds, params.paper_k2),
+            tuned)
 
 
 Runner = Callable[[LoopConfig], list[dict[str, Any]]]
@@ -238,3 +240,57 @@ def compare(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]], a:
 def last_vs_first(runs: Sequence[Sequence[dict[str, Any]]], split: str = "test") -> dict[str, Any]:
     """The last round against round 1, paired (seeds resampled): what the later rounds added."""
     return seeded_comparison(scores(runs, split, -1), scores(runs, split, 1))
+
+
+def _run_one(task: tuple[LoopConfig, str, int | None]) -> list[dict[str, Any]]:
+    """One loop run in a worker process of :func:`run_parallel` (importable: spawned)."""
+    from .loop import run_shared
+
+    cfg, preset, stop_after = task
+    return run_shared(cfg, preset, stop_after=stop_after)
+
+
+def _worker_start(parent: int) -> None:
+    """A worker of :func:`run_parallel`: one thread, and on Linux it ends with ``parent`` (the
+    process that started it), even when that one is killed outright."""
+    import os
+    import signal
+    import sys
+
+    import torch
+
+    torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl ran
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_parallel(arms: Sequence[Arm], preset: str, workers: int = 1,
+                 stop_after: int | None = None) -> dict[str, list[list[dict[str, Any]]]]:
+    """:func:`run_arms` with ``loop.run_shared`` as the runner, ``workers`` runs at a time,
+    each in a one-thread process of its own (``workers=1``: in this process, one after the
+    other). Runs are ordered seed by seed, so the arms that share a seed's first round (its
+    samples of the initial policy, cached) start together; two notebooks asking for the same
+    run meet at its folder's lock and the second reads back what the first ran.
+
+    Returns ``{arm: [rows of seed 0, rows of seed 1, ...]}`` in the arms' order."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    tasks = sorted(((a.name, i, cfg) for a in arms for i, cfg in enumerate(a.configs())),
+                   key=lambda t: (t[2].seed, [a.name for a in arms].index(t[0])))
+    if workers == 1:
+        done = {(name, i): _run_one((cfg, preset, stop_after)) for name, i, cfg in tasks}
+    else:
+        import multiprocessing as mp
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_start, initargs=(os.getpid(),)) as pool:
+            futures = {(name, i): pool.submit(_run_one, (cfg, preset, stop_after))
+                       for name, i, cfg in tasks}
+            done = {key: f.result() for key, f in futures.items()}
+    return {a.name: [done[(a.name, i)] for i in range(len(a.seeds))] for a in arms}

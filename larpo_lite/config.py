@@ -102,6 +102,8 @@ class Params:
     sweep_prompts_per_iter: int = 32   # the same in the sweeps of 05 and 06 (each row prints its MDE)
     loop_temperatures: list[float] = field(default_factory=lambda: [0.7])  # one, or a mix
     memory: str = "current"            # candidate lists kept: current, previous, all
+    loop_workers: int = 1              # 04/07: loop runs at a time, each a one-thread process
+    paper_k2: bool = False             # 07: add the paper's k=2 iterative DPO (unequal budget)
     memory_iterations: int = 3         # rounds of 06's memory runs (previous, all: same until 3)
     reference: str = "initial"         # reference policy: initial or behaviour
     tiers: list[str] = field(default_factory=lambda: [
@@ -297,7 +299,8 @@ DEFAULT_PRESET = "default"
 PRESET_FILE_ENV = "LARPO_LITE_PRESET_FILE"
 # The parameters that do not change any result: the preset's name and where outputs go or come
 # from. A replay may differ from its recording in these only (larpo_lite.replay).
-NON_RESULT_KEYS = ("preset", "figures_dir", "reports_dir", "replay", "replay_dir", "record_dir")
+NON_RESULT_KEYS = ("preset", "figures_dir", "reports_dir", "replay", "replay_dir", "record_dir",
+                   "loop_workers")
 _OUT_FIELDS = {"figures": "figures_dir", "reports": "reports_dir", "record": "record_dir"}
 
 
@@ -328,6 +331,7 @@ _AT_LEAST: tuple[tuple[str, float, bool], ...] = (
     ("grad_accum", 1, False), ("n_val", 0, False), ("eval_samples", 0, False),
     ("loop_eval_samples", 0, False), ("sweep_prompts_per_iter", 1, False),
     ("iterations", 0, False), ("memory_iterations", 1, False), ("prompts_per_iter", 1, False),
+    ("loop_workers", 1, False),
     ("loop_temperatures", 0, False),
     ("negative_temperatures", 0, False), ("list_sizes", 2, False), ("mix_temperatures", 0, False),
 )

@@ -35,7 +35,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from .loop_config import (  # noqa: F401  (re-exported: loop.LoopConfig, loop.RE
     offline_config,
 )
 from .loop_policy import LoopPolicy, lora, sample_seed
+from .metrics import recall_curve
 from .progress import progress
 from .rewards import reranker_for
 from .run_folder import (  # noqa: F401  (re-exported: loop.read_results, loop.per_problem, ...)
@@ -546,3 +547,24 @@ def greedy_responses(cfg: LoopConfig, out_dir: str | Path, iteration: int | None
         got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0
                else sample_candidates(sampler, problems, run.tok, **kw))
         return score_candidates(got, run.reranker)
+
+
+def recall_after(cfg: LoopConfig, out_dir: str | Path, n_problems: int, n_samples: int,
+                 n_grid: Sequence[int], temperature: float, iteration: int | None = None
+                 ) -> dict[int, float]:
+    """Recall@N (pass@N, the unbiased estimator) of a finished run's policy after ``iteration``
+    (None: the last; 0: the initial policy, from the candidate cache that notebook 02 fills):
+    ``n_samples`` responses at ``temperature`` to each of the first ``n_problems`` test
+    problems, ``{N: pass@N}`` for each N of ``n_grid`` (at most ``n_samples``)."""
+    if max(n_grid) > n_samples:
+        raise ValueError(f"pass@{max(n_grid)} needs at least that many samples, got {n_samples}")
+    s = cfg.iterations if iteration is None else iteration
+    with _instruction(cfg.instruction):
+        run = _rebuilt(cfg, Path(out_dir), s)
+        problems = run.test[:n_problems]
+        sampler = run.sampler(run.model)
+        kw = dict(k=n_samples, temperature=temperature, max_new_tokens=cfg.max_new_tokens,
+                  seed=cfg.seed)
+        got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0
+               else sample_candidates(sampler, problems, run.tok, **kw))
+        return recall_curve(score_candidates(got, run.reranker).correct, n_grid)

@@ -306,3 +306,22 @@ def test_a_run_can_start_from_the_sft_policy(tmp_path):
     assert "sft_steps" not in again[0] and again[0]["val_correct"] == rows[0]["val_correct"]
     with pytest.raises(ValueError, match="unknown start"):
         dataclasses.replace(plain, start="dpo").validate()
+
+
+def test_recall_after_a_run_is_a_pass_at_n_curve_of_its_trained_policy(tmp_path, monkeypatch):
+    from larpo_lite import metrics
+    from larpo_lite.loop import recall_after
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "n_test": 3})
+    run_loop(cfg, tmp_path / "run")
+    calls = []
+    real = metrics.recall_curve
+    monkeypatch.setattr("larpo_lite.loop.recall_curve",
+                        lambda c, grid: calls.append(c.shape) or real(c, grid))
+    got = recall_after(cfg, tmp_path / "run", n_problems=2, n_samples=4, n_grid=[1, 2, 4],
+                       temperature=1.0)
+    assert set(got) == {1, 2, 4} and all(0.0 <= v <= 1.0 for v in got.values())
+    assert calls == [(2, 4)]  # 2 problems x 4 samples each
+    with pytest.raises(ValueError, match="pass@8 needs at least"):
+        recall_after(cfg, tmp_path / "run", 2, 4, [1, 8], 1.0)
