@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 
 from .loop import LoopConfig, iterative_dpo_config, offline_config, per_problem
-from .metrics import paired_stats, paired_verdict
+from .metrics import MDE_Z, paired_stats, paired_verdict
 from .tune import apply_choice
 
-MDE_Z = 2.8  # 80% power at two-sided alpha 0.05: 1.96 + 0.84
 LISTWISE = ("contrastive", "lambdarank", "listmle")
 
 

@@ -126,7 +126,7 @@ def comparison_rows(scores: Mapping[str, Sequence[float]],
                     pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """One ``metrics.comparisons`` row per ``(treatment, baseline)`` pair of names in
     ``scores`` (``{name: [P] per-problem scores}``, same problems): treatment minus baseline
-    (``diff``), its paired SE (``se``), ``mde`` = 2 se, problems ``gained``/``lost``, verdict."""
+    (``diff``), its paired SE (``se``), ``mde`` = 2.8 se (80% power), problems ``gained``/``lost``, verdict."""
     return [paired_stats(scores[b], scores[a]).row(a, b) for a, b in pairs]
 
 

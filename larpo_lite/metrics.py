@@ -163,6 +163,9 @@ class PairedStats:
                 "gained": self.gained, "lost": self.lost, "verdict": self.verdict}
 
 
+MDE_Z = 2.8  # standard errors: 80% power at two-sided alpha 0.05 (1.96 + 0.84)
+
+
 def paired_verdict(diff: float, se: float) -> str:
     """The 2-SE rule: ``"better"`` if ``diff > 2 se``, ``"worse"`` if ``diff < -2 se``, else
     ``"inconclusive"`` (so a zero difference is inconclusive even when ``se`` is 0)."""
@@ -187,7 +190,8 @@ def paired_stats(baseline: Sequence[float] | np.ndarray,
 
         diff = (g - l) / n,    se = sqrt( (g + l - (g - l)^2 / n) / (n - 1) / n )
 
-    ``mde = 2 se`` and the verdict follows :func:`paired_verdict`. When ``se`` is 0 every
+    ``mde = 2.8 se`` (the minimum detectable effect at 80% power, two-sided alpha 0.05:
+    1.96 + 0.84 standard errors) and the verdict follows :func:`paired_verdict`. When ``se`` is 0 every
     problem has the same difference: for 0/1 scores either nothing changed (``diff = 0``,
     "inconclusive", ``mde = 0``) or every problem flipped the same way (``|diff| = 1``, "better"
     or "worse"); a nonzero ``diff`` with ``se = 0`` occurs only in that second case.
@@ -211,7 +215,7 @@ def paired_stats(baseline: Sequence[float] | np.ndarray,
     d = t - b
     diff = float(d.mean())
     se = float(np.sqrt(np.sum((d - diff) ** 2) / (n - 1) / n))
-    return PairedStats(diff=diff, se=se, mde=2 * se, gained=int(np.sum(d > 0)),
+    return PairedStats(diff=diff, se=se, mde=MDE_Z * se, gained=int(np.sum(d > 0)),
                        lost=int(np.sum(d < 0)), n=n, verdict=paired_verdict(diff, se))
 
 

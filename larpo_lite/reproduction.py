@@ -17,8 +17,8 @@ direction (no error bar)* or *opposite direction (no error bar)*. After Holm: a 
 verdict when its Holm-adjusted two-sided p-value (normal approximation, from diff and SE) is at
 most :data:`FAMILY_ALPHA` over every row with a standard error; else *inconclusive after Holm*.
 
-The reports' own ``mde`` fields (:func:`larpo_lite.metrics.paired_stats`) are 2 SE until the next
-default run; the MDE column here is computed from each row's SE, never read from them.
+The MDE column is computed from each row's SE (2.8 SE), never read from the reports' own
+``mde`` fields (metrics files written before the 80%-power rule hold 2 SE there).
 
 The standard error is paired whenever the metrics file lets it be (both policies scored on the
 same test problems: only the problems that changed carry noise, see
