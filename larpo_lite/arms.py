@@ -57,8 +57,12 @@ class Arm:
     looping: bool = True
 
     def configs(self) -> list[LoopConfig]:
-        """One config per seed (seed replaces LoRA init, list order and sampling seeds)."""
-        return [dataclasses.replace(self.config, seed=s) for s in self.seeds]
+        """One config per seed (seed replaces LoRA init, list order and sampling seeds). Only
+        the first seed evaluates on validation (over-optimization is read there); the others
+        skip it (``n_val=0``), which saves a greedy pass per round."""
+        return [dataclasses.replace(self.config, seed=s,
+                                    n_val=self.config.n_val if i == 0 else 0)
+                for i, s in enumerate(self.seeds)]
 
 
 def headline_objective(tuned: dict[str, dict[str, Any]], objectives: Sequence[str]) -> str:
@@ -293,3 +297,184 @@ def run_parallel(arms: Sequence[Arm], preset: str, workers: int = 1,
                        for name, i, cfg in tasks}
             done = {key: f.result() for key, f in futures.items()}
     return {a.name: [done[(a.name, i)] for i in range(len(a.seeds))] for a in arms}
+
+
+# ------------------------------------------------------------------ notebook 07's one-call views
+
+
+def arm_table(arms: Sequence[Arm]) -> list[dict[str, Any]]:
+    """One row per arm for a notebook to show before running: what it trains and on what
+    budget (the reference policy printed, as every arm shares it)."""
+    return [{"arm": a.name, "objective": a.config.objective,
+             "lists": a.config.selection, "k": a.config.k,
+             "rounds": a.config.iterations if a.looping else 1,
+             "prompts/round": a.config.prompts_per_iter, "lr": a.config.lr, "beta": a.config.beta,
+             "reference": a.config.reference, "seeds": list(a.seeds), "headline": a.headline,
+             **({"unequal budget": True} if a.unequal_budget else {})} for a in arms]
+
+
+def comparisons(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
+                split: str = "test") -> list[dict[str, Any]]:
+    """``metrics.comparisons`` of notebook 07: the headline LARPO arm against iterative DPO
+    first, then every other LARPO arm against iterative DPO, every arm against offline DPO and
+    against the initial policy (round 0), each with ``se_kind``, ``mde`` (2.8 SE) and ``seeds``."""
+    names = [a.name for a in arms]
+    head = [a.name for a in arms if a.headline and a.name != "iterative DPO"]
+    larpo = [n for n in names if n.startswith("LARPO")]
+    pairs = [(h, "iterative DPO") for h in head]
+    pairs += [(n, "iterative DPO") for n in larpo if n not in head]
+    if "offline DPO" in names:
+        pairs += [(n, "offline DPO") for n in names if n != "offline DPO"]
+    pairs += [(n, "init") for n in names]
+    return [compare(arms, runs, a, b, split) for a, b in pairs if a in runs and (b == "init" or b in runs)]
+
+
+def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
+                  title: str) -> Any:
+    """Test greedy accuracy per round of every arm (seed-averaged, 2-SE bars against round 0)
+    and validation greedy of seed 0 with its over-optimized rounds circled; legend below."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import dodge, palette
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    colors = palette(len(arms))
+    for i, (a, c) in enumerate(zip(arms, colors, strict=True)):
+        r = runs[a.name]
+        ls = "-" if a.headline else ":" if not a.looping else "--"
+        t = curve(r, "test")
+        xs = dodge(list(range(len(t["mean"]))), i, len(arms), width=0.3, log=False)
+        axes[0].errorbar(xs, t["mean"], yerr=t["two_se"], color=c, ls=ls, marker="o", capsize=3,
+                         label=f"{a.name} ({len(a.seeds)} seed{'s' if len(a.seeds) > 1 else ''})")
+        if "val_correct" in r[0][0]:
+            v = curve(r[:1], "val")
+            axes[1].errorbar(xs, v["mean"], yerr=v["two_se"], color=c, ls=ls, marker="o", capsize=3)
+            for o in over_optimized_rounds(r[0]):
+                axes[1].plot(xs[o["round"]], v["mean"][o["round"]], "o", ms=14, mfc="none", color="red")
+    axes[0].set(title="test (300 problems, seeds averaged)", xlabel="round (0 = initial policy)",
+                ylabel="greedy accuracy (bars: 2 SE vs round 0)")
+    axes[1].set(title="validation, seed 0 (red ring: fell beyond 2 SE, over-optimized)",
+                xlabel="round (0 = initial policy)", ylabel="greedy accuracy (bars: 2 SE vs round 0)")
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9,
+               bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    return fig
+
+
+def recall_after_arms(arms: Sequence[Arm], preset: str, n_problems: int, n_samples: int,
+                      n_grid: Sequence[int], temperature: float) -> dict[str, dict[int, float]]:
+    """``metrics.recall_after`` of notebook 07: Recall@N (pass@N) on the first ``n_problems``
+    test problems of the initial policy and of each headline arm's seed-0 policy after its last
+    round (``loop.recall_after``), ``{name: {N: pass@N}}``."""
+    from .loop import recall_after, run_dir
+
+    head = [a for a in arms if a.headline]
+    if not head:
+        raise ValueError("no headline arm: nothing to measure Recall@N after")
+    cfg0 = head[0].configs()[0]
+    out = {"initial policy": recall_after(cfg0, run_dir(cfg0, preset), n_problems, n_samples,
+                                          n_grid, temperature, iteration=0)}
+    for a in head:
+        cfg = a.configs()[0]
+        out[a.name] = recall_after(cfg, run_dir(cfg, preset), n_problems, n_samples, n_grid,
+                                   temperature)
+    return out
+
+
+def sentence(row: dict[str, Any], claim: str, score_a: float | None = None,
+             score_b: float | None = None) -> str:
+    """A "What we saw" sentence for one :func:`compare` row: the difference, its SE (and what
+    kind), the MDE, and the 2-SE verdict on ``claim`` ("inconclusive" within 2 SE either way);
+    a single-seed row never reproduces a claim."""
+    scores = (f" ({score_b:.3f} -> {score_a:.3f})" if score_a is not None and score_b is not None
+              else "")
+    head = (f"{row['a']} minus {row['b']}: {row['diff']:+.3f}{scores} on {row['n']} test problems "
+            f"(SE {row['se']:.3f}, {row['se_kind']}, seeds {row['seeds'][0]} vs {row['seeds'][1]}; "
+            f"minimum detectable effect {row['mde']:.3f} at 80% power).")
+    v = row["verdict"]
+    if v == "inconclusive":
+        return (f"{head} That is within 2 SE: inconclusive on whether {claim}; an effect smaller "
+                f"than {row['mde']:.3f} would likely not show here.")
+    way = "supports" if v == "better" else "goes against"
+    single = " (single-seed: an anecdote, not a reproduction)" if row.get("note") else ""
+    return f"{head} Beyond 2 SE, it {way} the claim that {claim}{single}."
+
+
+def over_optimized_text(rows: Sequence[dict[str, Any]]) -> str:
+    """The over-optimized rounds of :func:`arm_rows` in words ("none" when no round fell)."""
+    said = [f"{r['arm']} round {o['round']} ({o['diff']:+.3f}, SE {o['se']:.3f})"
+            for r in rows for o in r.get("over_optimized_seed0") or []]
+    return "; ".join(said) if said else "none (no round fell beyond 2 SE from the round before)"
+
+
+def recall_title(recall: dict[str, dict[int, float]]) -> str:
+    """A title that states the Recall@N finding: each trained policy's change at the smallest
+    and the largest N against the initial policy."""
+    init = recall["initial policy"]
+    lo, hi = min(init), max(init)
+    parts = [f"{name}: R@{lo} {curve[lo] - init[lo]:+.3f}, R@{hi} {curve[hi] - init[hi]:+.3f}"
+             for name, curve in recall.items() if name != "initial policy"]
+    return "Recall@N after training vs the initial policy\n" + "; ".join(parts)
+
+
+def loop_findings(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
+                  comparisons: Sequence[dict[str, Any]], later: dict[str, dict[str, Any]],
+                  recall: dict[str, dict[int, float]]) -> str:
+    """Notebook 07's "What we saw", every number from this run: the headline comparison, each
+    headline arm against the initial policy, what the later rounds added, over-optimization
+    and Recall@N at the largest N."""
+    by = {(c["a"], c["b"]): c for c in comparisons}
+    rows = {r["arm"]: r for r in arm_rows(arms, runs)}
+    heads = [a.name for a in arms if a.headline]
+    larpo = next((h for h in heads if h != "iterative DPO"), None)
+    out = []
+    for h in heads:
+        c = by.get((h, "init"))
+        if c:
+            g = rows[h]["test_greedy"]
+            out.append(sentence(c, f"{h} improves on the initial policy", g[-1], g[0]))
+    if larpo and (larpo, "iterative DPO") in by:
+        c = by[(larpo, "iterative DPO")]
+        out.append(sentence(c, f"{larpo} beats iterative DPO on the same sampling budget "
+                               "(the paper's Table 2)",
+                            rows[larpo]["test_greedy"][-1], rows["iterative DPO"]["test_greedy"][-1]))
+    for h in heads:
+        if h in later and rows[h]["rounds"] > 1:
+            c = {**later[h], "a": f"{h} after round {rows[h]['rounds']}", "b": "its round 1"}
+            out.append(sentence(c, "the later rounds add to the first"))
+    out.append(f"Over-optimized rounds on validation (seed 0): {over_optimized_text(list(rows.values()))}.")
+    if recall:
+        init = recall["initial policy"]
+        hi = max(init)
+        out.append("Recall@" + str(hi) + ": " + ", ".join(
+            f"{name} {curve[hi]:.3f}" for name, curve in recall.items()) + ".")
+    return " ".join(out)
+
+
+def metrics_07(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
+               comparisons: Sequence[dict[str, Any]], later: dict[str, dict[str, Any]],
+               recall: dict[str, dict[int, float]], tuned: dict[str, dict[str, Any]],
+               what_we_saw: str) -> dict[str, Any]:
+    """Notebook 07's metrics file: ``arms`` (:func:`arm_rows`), ``comparisons``,
+    ``recall_after`` (``{arm: {N: pass@N}}``), ``last_vs_first``, the runs' rows, the final
+    seed-averaged ``test_greedy`` per arm (``init`` = round 0) and its per-problem means."""
+    rows = arm_rows(arms, runs)
+    first = next(iter(runs.values()))[0]
+    test = {"init": float(per_problem(first[0], "test").mean()),
+            **{r["arm"]: r["test_greedy"][-1] for r in rows}}
+    per = {"init": per_problem(first[0], "test").astype(int).tolist(),
+           **{a.name: scores(runs[a.name]).tolist() for a in arms}}
+    return {"arms": rows, "comparisons": list(comparisons), "recall_after": recall,
+            "last_vs_first": later, "headline": [a.name for a in arms if a.headline],
+            "test_greedy": test, "per_problem": per, "tuned": tuned, "runs": runs,
+            "configs": {a.name: a.config.to_dict() for a in arms}, "what_we_saw": what_we_saw}
+
+
+def save_figures(figures: dict[str, Any], folder: Any) -> list[Any]:
+    """Each ``{name: figure}`` saved with :func:`larpo_lite.plotting.savefig`; their paths."""
+    from .plotting import savefig
+
+    return [savefig(fig, name, folder) for name, fig in figures.items()]

@@ -62,9 +62,9 @@ def test_paired_verdicts_from_per_problem_scores(tmp_path, gained, lost, want):
     assert row["verdict"] == want == {"better": R.REPRODUCED, "worse": R.CONTRADICTED,
                                       "inconclusive": R.INCONCLUSIVE}[s.verdict]
     assert row["diff"] == f"{s.diff:+.3f}"
-    # the MDE column is the 80%-power one, 2.8 SE (the metrics' own mde is still 2 SE)
+    # the MDE column is the 80%-power one, 2.8 SE, as the metrics' own mde
     assert row["se"] == f"{s.se:.3f} (paired)" and row["mde"] == f"{2.8 * s.se:.3f}"
-    assert abs(s.mde - 2 * s.se) <= 1e-12 * max(s.se, 1.0)
+    assert abs(s.mde - 2.8 * s.se) <= 1e-12 * max(s.se, 1.0)
     # the same accuracies without per-problem scores: the wider, unpaired error, labelled
     _write(tmp_path, "07_larpo_loop", {"test_greedy": acc}, n_test=n)
     unpaired = _rows(tmp_path)["LARPO beats iterative DPO: listmle"]
@@ -391,3 +391,20 @@ def test_choices_that_saw_the_test_split(tmp_path):
     empty.mkdir()
     text = R.write_report(empty).read_text()
     assert "## Choices that saw the test split\n\n- none found in the metrics files." in text
+
+
+def test_the_loop_rows_carry_the_seeds_spread_and_a_single_seed_row_is_never_reproduced(tmp_path):
+    arms = [{"arm": "iterative DPO", "test_greedy": [0.3, 0.35, 0.36, 0.37], "rounds": 3, "k": 8},
+            {"arm": "LARPO listmle", "test_greedy": [0.3, 0.4, 0.42, 0.45], "rounds": 3, "k": 8},
+            {"arm": "LARPO contrastive", "test_greedy": [0.3, 0.4, 0.45, 0.47], "rounds": 3, "k": 8}]
+    comps = [{"a": "LARPO listmle", "b": "iterative DPO", "diff": 0.08, "se": 0.03,
+              "se_kind": "bootstrap over seeds and problems", "seeds": [3, 3], "n": 300, "mde": 0.084},
+             {"a": "LARPO contrastive", "b": "iterative DPO", "diff": 0.10, "se": 0.02,
+              "se_kind": "bootstrap over seeds and problems", "seeds": [1, 3], "n": 300, "mde": 0.056}]
+    _write(tmp_path, "07_larpo_loop", {"arms": arms, "comparisons": comps, "test_greedy": {}})
+    rows = _rows(tmp_path)
+    head = rows["LARPO beats iterative DPO: listmle"]
+    assert head["verdict"] == R.REPRODUCED and "bootstrap over seeds and problems" in head["se"]
+    assert head["mde"] == f"{2.8 * 0.03:.3f}"
+    single = rows["LARPO beats iterative DPO: contrastive (single seed)"]
+    assert single["verdict"] == R.SINGLE_SEED != R.REPRODUCED
