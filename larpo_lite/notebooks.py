@@ -523,6 +523,20 @@ def shrink_notebook(nb: Any, max_bytes: int = EXECUTED_MAX_BYTES,
         f"Largest: {_largest_outputs(nb)}. Make those cells print or plot less.")
 
 
+def render_in_place(executed: str | Path) -> bool:
+    """Fill an executed notebook's markdown placeholders from the values it published
+    (:func:`larpo_lite.prose.render_notebook`), in place; whether anything changed."""
+    import nbformat
+
+    from .prose import render_notebook
+
+    nb = nbformat.read(str(executed), as_version=4)
+    if not render_notebook(nb):
+        return False
+    nbformat.write(nb, str(executed))
+    return True
+
+
 def write_executed_copy(executed: str | Path, dest_dir: str | Path,
                         max_bytes: int = EXECUTED_MAX_BYTES) -> Path:
     """Copy the executed notebook ``executed`` (as papermill wrote it) into ``dest_dir``
@@ -753,6 +767,7 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
     kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve()),
                   RECORDING_ENV: ""}
     file_values = load_preset_values(preset)
+    full = Params.from_mapping(values, source=str(preset_path(preset))).to_dict()  # with defaults
     env_before = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
@@ -761,8 +776,9 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             declared = pm.inspect_notebook(str(nb))  # the names of its `parameters` cell
             # its own keys, the preset's name and what differs from the preset file (the
             # kernel reads the rest from that file: Params.for_notebook)
-            own = {k: v for k, v in values.items()
-                   if k in declared or k == "preset" or file_values.get(k, v) != v}
+            own = {k: v for k, v in full.items() if k in declared or k == "preset"}
+            own.update({k: v for k, v in values.items()  # overrides, and keys the file lacks
+                        if k not in file_values or file_values[k] != v})
             kernel = _kernel_params(nb, own, file_values)
             _check_replay_records(nb, kernel)  # every record checked before any notebook runs
             plans.append((nb, own, kernel))
@@ -774,6 +790,7 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             target = out / nb.name
             pm.execute_notebook(str(nb), str(target), parameters=own, cwd=str(nb.parent),
                                 kernel_name="python3", progress_bar=False, log_output=log_output)
+            render_in_place(target)  # its prose placeholders filled from the run's values
             print(f"[larpo-lite] {nb.name} done in {time.perf_counter() - t0:.0f}s -> {target}",
                   flush=True)
             if kernel is not None and not kernel.replay:  # ran to its end: its records swap in

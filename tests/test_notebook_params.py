@@ -1,0 +1,44 @@
+"""A notebook's parameters cell keeps only its own keys (Params.for_notebook): the runner
+injects each declared key's preset value (the field's default where the preset file lacks it),
+the preset's name and every override; the kernel reads the rest from the preset file."""
+
+import json
+
+import nbformat
+
+from larpo_lite.notebooks import run_notebooks
+
+
+def _notebook(folder, params_src):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_src)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(
+        "from larpo_lite.config import Params\n"
+        "import json, os\n"
+        "P = Params.for_notebook(globals())\n"
+        "open(os.environ['PROBE_OUT'], 'w').write(json.dumps("
+        "{'loop_workers': P.loop_workers, 'lr': P.lr, 'n_eval': P.n_eval, 'changes': list(P.changes())}))\n")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(folder / "01_probe.ipynb"))
+
+
+def test_declared_keys_get_the_preset_values_and_the_rest_come_from_the_file(tmp_path, monkeypatch):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    # loop_workers is not in params/smoke.yaml: the field's default (1) is injected, not the cell's 5
+    _notebook(src, 'preset = "default"\nloop_workers = 5\nlr = 0.5\n')
+    out = tmp_path / "probe.json"
+    monkeypatch.setenv("PROBE_OUT", str(out))
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    run_notebooks("smoke", folder=str(src), out_dir=str(tmp_path / "runs" / "smoke"))
+    got = json.loads(out.read_text())
+    from larpo_lite.config import Params
+
+    smoke = Params.load("smoke")
+    assert got == {"loop_workers": smoke.loop_workers, "lr": smoke.lr, "n_eval": smoke.n_eval,
+                   "changes": []}
+    run_notebooks("smoke", folder=str(src), out_dir=str(tmp_path / "runs" / "smoke"),
+                  overrides={"n_eval": 3})  # an override of an undeclared key reaches the kernel
+    got = json.loads(out.read_text())
+    assert got["n_eval"] == 3 and got["changes"] == ["n_eval"]
