@@ -478,3 +478,18 @@ def save_figures(figures: dict[str, Any], folder: Any) -> list[Any]:
     from .plotting import savefig
 
     return [savefig(fig, name, folder) for name, fig in figures.items()]
+
+
+def read_runs(params: Any) -> tuple[list[Arm], dict[str, list[list[dict[str, Any]]]]]:
+    """Notebook 07's arms and runs for another notebook (its solutions): under a replay preset
+    the recorded runs (``replay/07_larpo_loop``), else the run folders, read back when 07 has
+    run them (as in the default run: no training), run otherwise."""
+    arms, _ = for_params(params)
+    if params.replay:
+        from .replay import Recorder
+
+        def never() -> Any:
+            raise AssertionError("a replay never runs")
+
+        return arms, Recorder("07_larpo_loop", params)("runs", never)
+    return arms, run_parallel(arms, params.preset, workers=params.loop_workers)
