@@ -299,11 +299,16 @@ def test_a_run_can_start_from_the_sft_policy(tmp_path):
     assert cfg.to_dict()["start"] == "sft"
     rows = run_loop(cfg, tmp_path / "loop" / "a")
     assert rows[0]["sft_steps"] > 0 and rows[0]["sft_loss_first"] > rows[0]["sft_loss_last"]
+    assert len(rows[0]["sft_losses"]) == rows[0]["sft_steps"]  # per optimizer step
     shared = [p for p in (tmp_path / "sft").glob("sft-*") if p.is_dir()]
     assert len(shared) == 1 and (shared[0] / "adapter_config.json").is_file()
-    # a second run with the same SFT settings loads it: the same round 0
+    written = (shared[0] / "adapter_config.json").stat().st_mtime_ns
+    # a second run with the same SFT settings loads it (not trained again): the same round 0,
+    # with the statistics of the training that made it
     again = run_loop(dataclasses.replace(cfg, lr=1e-3), tmp_path / "loop" / "b")
-    assert "sft_steps" not in again[0] and again[0]["val_correct"] == rows[0]["val_correct"]
+    assert (shared[0] / "adapter_config.json").stat().st_mtime_ns == written
+    assert again[0]["val_correct"] == rows[0]["val_correct"]
+    assert again[0]["sft_losses"] == rows[0]["sft_losses"]
     with pytest.raises(ValueError, match="unknown start"):
         dataclasses.replace(plain, start="dpo").validate()
 
@@ -325,3 +330,36 @@ def test_recall_after_a_run_is_a_pass_at_n_curve_of_its_trained_policy(tmp_path,
     assert calls == [(2, 4)]  # 2 problems x 4 samples each
     with pytest.raises(ValueError, match="pass@8 needs at least"):
         recall_after(cfg, tmp_path / "run", 2, 4, [1, 8], 1.0)
+
+
+def test_a_round_records_the_log_probs_behind_its_margin_per_step(tmp_path):
+    """Beside the losses, each trained round's row holds the margin and the chosen and rejected
+    log-probs (policy and reference) per optimizer step (notebook 03 plots them)."""
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "eval_samples": 0, "gold_in_list": True})
+    (row,) = run_loop(cfg, tmp_path / "run")[1:]
+    for key in ("margins", "chosen_logps", "rejected_logps", "chosen_ref_logps", "rejected_ref_logps"):
+        assert len(row[key]) == row["train_steps"] == len(row["losses"]), key
+    first = 0  # the policy is its own reference before its first update
+    assert row["chosen_logps"][first] == pytest.approx(row["chosen_ref_logps"][first], rel=1e-5)
+
+
+def test_an_sft_start_samples_its_own_policy_not_the_initial_policys_cache(tmp_path, monkeypatch):
+    """Round 0 of a run from the SFT policy is the SFT policy: pass@N and greedy answers after
+    round 0 are sampled from it, never read from the initial policy's disk cache."""
+    import dataclasses
+
+    from larpo_lite import cache
+    from larpo_lite.loop import greedy_responses, recall_after
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    cfg = dataclasses.replace(LoopConfig(**{**TINY, "iterations": 1, "eval_samples": 0, "n_test": 2}),
+                              start="sft", sft_lr=5e-2, sft_epochs=1, gold_in_list=True)
+    run_loop(cfg, tmp_path / "run")
+
+    def no_cache(*args, **kwargs):
+        raise AssertionError("the initial policy's cache was read for the SFT policy")
+
+    monkeypatch.setattr(cache, "cached_candidates", no_cache)
+    monkeypatch.setattr("larpo_lite.loop.cand_cache.cached_candidates", no_cache)
+    assert set(recall_after(cfg, tmp_path / "run", 2, 2, [1, 2], 1.0, iteration=0)) == {1, 2}
+    assert len(greedy_responses(cfg, tmp_path / "run", iteration=0).generations) == 2
