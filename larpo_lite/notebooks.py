@@ -75,16 +75,32 @@ def schedule(numbers: Sequence[str], finished: set[str], running: set[str],
     return max(ready, key=lambda n: (chain(n), -numbers.index(n))) if ready else None
 
 
-def recorded_seconds() -> dict[str, float]:
-    """Each notebook's last default-run wall time by number (``reports/timing.json``), or {}."""
+PLAN = "benchmarks/results/default_run_plan.json"  # benchmarks/default_run_plan.py writes it
+
+
+def recorded_seconds(root: Path | None = None) -> dict[str, float]:
+    """Each notebook's expected wall time by number: its last default-run time
+    (``reports/timing.json``), or, where the default run's plan (:data:`PLAN`, made from
+    measured unit costs before the run it plans) is newer than that measurement, the plan's."""
     import json
 
-    path = repo_root() / "reports" / "timing.json"
-    try:
-        entries = json.loads(path.read_text()).get("notebooks", {})
-    except (OSError, ValueError):
-        return {}
-    return {name[:2]: float(e["seconds"]) for name, e in entries.items() if "seconds" in e}
+    root = root or repo_root()
+
+    def read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    entries = read(root / "reports" / "timing.json").get("notebooks", {})
+    out = {name[:2]: (str(e.get("date", "")), float(e["seconds"]))
+           for name, e in entries.items() if "seconds" in e}
+    plan = read(root / PLAN)
+    planned_on = str(plan.get("measured", ""))[:10]
+    for n, sec in (plan.get("notebooks") or {}).items():
+        if n not in out or out[n][0] < planned_on:
+            out[n] = (planned_on, float(sec))
+    return {n: sec for n, (_, sec) in out.items()}
 
 
 def reused_work_note(since: float, root: Path | None = None) -> str:

@@ -42,3 +42,19 @@ def test_declared_keys_get_the_preset_values_and_the_rest_come_from_the_file(tmp
                   overrides={"n_eval": 3})  # an override of an undeclared key reaches the kernel
     got = json.loads(out.read_text())
     assert got["n_eval"] == 3 and got["changes"] == ["n_eval"]
+
+
+def test_the_scheduler_takes_the_plan_until_a_later_default_run_measured_the_notebook(tmp_path):
+    from larpo_lite.notebooks import PLAN, recorded_seconds, schedule
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "timing.json").write_text(json.dumps({"notebooks": {
+        "04_x": {"date": "2026-11-30", "seconds": 3000}, "06_x": {"date": "2026-11-30", "seconds": 2900},
+        "07_x": {"date": "2026-12-09", "seconds": 9000}, "08_x": {"date": "2026-11-30", "seconds": 40}}}))
+    (tmp_path / PLAN).parent.mkdir(parents=True)
+    (tmp_path / PLAN).write_text(json.dumps({"measured": "2026-12-07T16:50:00+00:00",
+                                             "notebooks": {"04": 3200, "06": 1500, "07": 7500}}))
+    got = recorded_seconds(tmp_path)
+    # planned after the 11-30 run: the plan; 07 measured after the plan: the measurement
+    assert got == {"04": 3200.0, "06": 1500.0, "07": 9000.0, "08": 40.0}
+    assert schedule(["04", "06", "07", "08"], set(), set(), got) == "04"  # 04 then 07: longest chain
