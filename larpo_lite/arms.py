@@ -337,7 +337,7 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
 
     from .plotting import dodge, palette
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.8))
     colors = palette(len(arms))
     for i, (a, c) in enumerate(zip(arms, colors, strict=True)):
         r = runs[a.name]
@@ -351,15 +351,17 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
             axes[1].errorbar(xs, v["mean"], yerr=v["two_se"], color=c, ls=ls, marker="o", capsize=3)
             for o in over_optimized_rounds(r[0]):
                 axes[1].plot(xs[o["round"]], v["mean"][o["round"]], "o", ms=14, mfc="none", color="red")
-    axes[0].set(title="test (300 problems, seeds averaged)", xlabel="round (0 = initial policy)",
+    n = len(per_problem(next(iter(runs.values()))[0][0], "test"))
+    axes[0].set(title=f"test ({n} problems, seeds averaged)", xlabel="round (0 = initial policy)",
                 ylabel="greedy accuracy (bars: 2 SE vs round 0)")
     axes[1].set(title="validation, seed 0 (red ring: fell beyond 2 SE, over-optimized)",
                 xlabel="round (0 = initial policy)", ylabel="greedy accuracy (bars: 2 SE vs round 0)")
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9,
-               bbox_to_anchor=(0.5, -0.12))
+    axes[1].legend(*axes[0].get_legend_handles_labels(), loc="upper left", fontsize=8,
+                   bbox_to_anchor=(1.02, 1), title="arm (line: headline, dashed: one seed, dotted: offline)",
+                   title_fontsize=7)
     fig.tight_layout()
     return fig
 
