@@ -115,6 +115,18 @@ def test_seeds_compare_per_problem_means(tmp_path):
     assert "mean of 3 seeds" in row["ours"]
 
 
+def test_a_single_seed_04_row_is_never_reproduced(tmp_path):
+    # 04's one-seed objectives (the non-headline listwise arms): beyond 2 SE is an anecdote
+    results = [{"objective": "init", "seed": 0, "greedy": 0.3},
+               {"objective": "pairwise", "seed": 0, "greedy": 0.30},
+               {"objective": "pairwise", "seed": 1, "greedy": 0.31},
+               {"objective": "listmle", "seed": 0, "greedy": 0.45}]
+    comps = [{"a": "listmle", "b": "pairwise", "diff": 0.145, "se": 0.03}]
+    _write(tmp_path, "04_ranking_losses", {"results": results, "comparisons": comps}, n_test=300)
+    row = _rows(tmp_path)["Listwise beats pairwise: listmle (one round, 04)"]
+    assert row["verdict"] == R.SINGLE_SEED and row["se"].startswith("0.030")
+
+
 def test_recall_and_crossover_paired(tmp_path):
     from larpo_lite.metrics import pass_at_k
 
