@@ -511,3 +511,19 @@ def metrics_04(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[str, A
         "loss_curves": {f"{a.name}/{s}": rr[1].get("losses") for a in arm_list
                         for s, rr in zip(a.seeds, runs[a.name], strict=True) if len(rr) > 1},
         "graded_vs_binary": gvb, "what_we_saw": what_we_saw}
+
+
+def read_round_one(params: Any) -> tuple[list[A.Arm], Runs]:
+    """Notebook 04's arms and their round-1 runs for another notebook (its solutions): under a
+    replay preset the recorded ones (``replay/04_ranking_losses``, nothing runs), else the run
+    folders, read back when 04 or 07 has run them (as in the default run), run otherwise."""
+    compared = looping(A.for_params(params)[0])
+    if params.replay:
+        from .replay import Recorder
+
+        def never() -> Any:
+            raise AssertionError("a replay never runs")
+
+        return compared, Recorder("04_ranking_losses", params)("round_one", never)
+    return compared, A.run_parallel(compared, params.preset, workers=params.loop_workers,
+                                    stop_after=1)
