@@ -140,3 +140,51 @@ def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: 
                               max_new_tokens=max_new_tokens, top_p=top_p, seed=seed)
     save_candidates(cands, path)
     return cands
+
+
+class InitialPolicy:
+    """The untrained policy of a notebook's parameters, loaded on first use and sampled through
+    the cache (notebooks 01 and 02): a notebook that replays its records never loads it.
+
+    Args:
+        params: a :class:`~larpo_lite.config.Params` (reads ``model_name``, ``device``,
+            ``dtype``, ``backend``, ``batch_size``, ``max_new_tokens``, ``top_p``, ``seed``).
+    """
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+        self._loaded: tuple[Any, Any, Sampler] | None = None
+
+    def load(self) -> tuple[Any, Any, Sampler]:
+        """``(policy, tokenizer, sampler)``, loaded the first time."""
+        if self._loaded is None:
+            from .models import load_policy
+            from .sampling import make_sampler
+
+            p = self.params
+            policy, tokenizer = load_policy(p.model_name, device=p.device, dtype=p.dtype)
+            self._loaded = (policy, tokenizer,
+                            make_sampler(p.backend, policy, tokenizer, batch_size=p.batch_size))
+        return self._loaded
+
+    def describe(self) -> dict[str, Any]:
+        """``{"params_m": parameters in millions, "dtype": "torch.float32"}``."""
+        policy = self.load()[0]
+        return {"params_m": sum(x.numel() for x in policy.parameters()) / 1e6,
+                "dtype": str(policy.dtype)}
+
+    def candidates(self, problems: Sequence[Problem], k: int, temperature: float) -> CandidateSet:
+        """``k`` samples per problem at ``temperature`` (``correct``: bool ``[P, k]``)."""
+        import torch
+
+        _, tokenizer, sampler = self.load()
+        p = self.params
+        torch.manual_seed(p.seed)
+        return cached_candidates(sampler, problems, tokenizer, k=k, temperature=temperature,
+                                 max_new_tokens=p.max_new_tokens, top_p=p.top_p, seed=p.seed)
+
+    def greedy(self, problems: Sequence[Problem]) -> CandidateSet:
+        """The greedy response to each problem (``correct``: bool ``[P, 1]``)."""
+        _, tokenizer, sampler = self.load()
+        return cached_candidates(sampler, problems, tokenizer, k=1, temperature=0.0,
+                                 max_new_tokens=self.params.max_new_tokens, seed=self.params.seed)

@@ -348,3 +348,55 @@ def recall_view(correct_by_t: Mapping[float, np.ndarray | Sequence[Sequence[bool
     best_t = min(temp for temp, r in at_n.items() if r == top)
     return RecallView(t=t, n=int(n), curve=recall_curve(correct_by_t[t], range(1, k + 1)),
                       at_n=at_n, best_t=best_t, se=se)
+
+
+def se_over_problems(values: Sequence[float] | np.ndarray) -> float:
+    """Standard error of a mean over problems: ``std(values, ddof=1) / sqrt(P)`` for ``[P]``
+    per-problem scores (0/1 correctness, a per-problem pass@N); 0.0 for one problem."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def draw_se(per_problem_pass: Sequence[float] | np.ndarray, draws: int) -> float:
+    """The noise that random subsets add to best-of-N with an oracle reranker.
+
+    Best-of-N with the verifier draws ``draws`` random subsets of N samples per problem and is
+    right on a draw exactly when the subset holds a correct sample: a Bernoulli draw whose
+    probability is that problem's unbiased pass@N ``q_i`` (``per_problem_pass``, ``[P]``). The
+    mean over the ``P * draws`` draws therefore estimates Recall@N with standard error
+    ``sqrt(sum_i q_i (1 - q_i) / draws) / P`` around it, for these samples (0 when every draw
+    is the whole list)."""
+    q = np.asarray(per_problem_pass, dtype=np.float64).ravel()
+    if draws < 1 or q.size == 0:
+        raise ValueError(f"draw_se needs draws >= 1 and some problems, got draws={draws}, P={q.size}")
+    return float(np.sqrt(np.sum(q * (1 - q)) / draws) / q.size)
+
+
+def crossover_halves(per_problem: Mapping[float, Mapping[int, np.ndarray]], best_small: float,
+                     best_large: float, n_small: int, n_large: int
+                     ) -> dict[str, tuple[float, float, int, PairedStats]]:
+    """The two paired comparisons that test the paper's temperature crossover (notebook 02).
+
+    The pair: the best temperatures at ``n_small`` and ``n_large`` when the first is the lower
+    (they cross), else the best at ``n_small`` and its strongest rival above it at ``n_large``
+    (below it, when it is the highest temperature). ``per_problem``: ``{T: {N: [P]}}``
+    unbiased pass@N (:func:`per_problem_recall`), the same problems at every T.
+
+    Returns:
+        ``{"small": (lower T, higher T, n_small, stats of lower minus higher),
+        "large": (higher T, lower T, n_large, stats of higher minus lower)}``: each half in the
+        paper's direction; ``{}`` with a single temperature.
+    """
+    temps = list(per_problem)
+    at_large = {t: float(np.mean(per_problem[t][n_large])) for t in temps}
+    if best_small < best_large:
+        low, high = best_small, best_large
+    elif above := [t for t in temps if t > best_small]:
+        low, high = best_small, max(above, key=lambda t: at_large[t])
+    elif below := [t for t in temps if t < best_small]:
+        low, high = max(below, key=lambda t: at_large[t]), best_small
+    else:
+        return {}
+    pp = per_problem
+    return {"small": (low, high, n_small, paired_stats(pp[high][n_small], pp[low][n_small])),
+            "large": (high, low, n_large, paired_stats(pp[low][n_large], pp[high][n_large]))}

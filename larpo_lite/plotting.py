@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +133,43 @@ def live_frontend() -> bool:
     if shell is None or getattr(shell, "kernel", None) is None:
         return False
     return bool(os.environ.get("JPY_SESSION_NAME")) or "google.colab" in sys.modules
+
+
+MARKERS = "osD^vPX*"
+
+
+def curves_with_bars(ax: Any, curves: Mapping[str, Mapping[float, float]],
+                     ses: Mapping[str, Mapping[float, float]] | None = None, log: bool = True,
+                     colors: Sequence[Any] | None = None) -> None:
+    """Draw each ``{label: {N: value}}`` curve on ``ax`` with bars of two standard errors
+    (``ses``: ``{label: {N: one SE}}``; a label without one is drawn without bars), the series
+    set slightly apart (:func:`dodge`) so no bar hides another, and the N axis as
+    :func:`n_axis` (every N of every curve a tick)."""
+    ses = ses or {}
+    for i, (label, curve) in enumerate(curves.items()):
+        xs, ys = list(curve), list(curve.values())
+        err = [2 * ses[label][x] for x in xs] if label in ses else None
+        ax.errorbar(dodge(xs, i, len(curves), log=log), ys, yerr=err, marker=MARKERS[i % len(MARKERS)],
+                    capsize=3, label=label, color=None if colors is None else colors[i])
+    n_axis(ax, sorted({x for c in curves.values() for x in c}), log=log)
+
+
+def legend_outside(ax: Any, **kwargs: Any) -> None:
+    """The legend of ``ax`` to the right of its axes, off the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), **kwargs)
+
+
+def draw_recall_view(axes: Sequence[Any], view: Any, n_grid: Sequence[int]) -> None:
+    """Notebook 02's Recall@N explorer for one :class:`~larpo_lite.metrics.RecallView`: left,
+    Recall@N' at ``view.t`` for every N' with ``view.n`` marked; right, every temperature's
+    Recall@n with two standard errors over problems, the best in colour."""
+    v = view
+    axes[0].plot(list(v.curve), list(v.curve.values()), marker=".", color="0.45")
+    axes[0].plot([v.n], [v.recall], marker="o", ms=11, color="C3", ls="")
+    n_axis(axes[0], n_grid)
+    axes[0].set(xlabel="N", ylabel="Recall@N", ylim=(0, 1.02), title=f"T={v.t}: Recall@{v.n} = {v.recall:.3f}")
+    temps = list(v.at_n)
+    axes[1].bar([str(x) for x in temps], list(v.at_n.values()), yerr=[2 * v.se[x] for x in temps],
+                capsize=4, color=["C3" if x == v.best_t else "0.75" for x in temps])
+    axes[1].set(xlabel="temperature", ylabel=f"Recall@{v.n} (bars: 2 SE)", ylim=(0, 1.02),
+                title=f"best T at N={v.n}: {v.best_t}")

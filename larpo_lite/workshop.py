@@ -123,6 +123,26 @@ def read_timing(path: str | Path | None = None) -> dict[str, Any]:
     return json.loads(p.read_text()) if p.is_file() else {"notebooks": {}}
 
 
+def notebook_timing(notebook: str, path: str | Path | None = None) -> dict[str, float]:
+    """One notebook's measured cost from :func:`read_timing`, for an exercise's estimate:
+    ``{"run_s", "run_min"}`` (its default run) and ``{"replay_s", "replay_min"}`` (its replay);
+    NaN where not measured."""
+    timing = read_timing(path)
+    run = timing.get("notebooks", {}).get(notebook, {}).get("seconds")
+    rep = timing.get("replay", {}).get(notebook, {}).get("seconds")
+    run_s, rep_s = (float("nan") if s is None else float(s) for s in (run, rep))
+    return {"run_s": run_s, "run_min": run_s / 60, "replay_s": rep_s, "replay_min": rep_s / 60}
+
+
+IN_CLASS_MIN = 3.0  # an exercise that runs in at most this many minutes on a laptop is done in class
+
+
+def cost_class(minutes: float) -> str:
+    """An exercise's cost class from its estimated minutes: ``"in class"`` up to
+    ``IN_CLASS_MIN``, else ``"homework"`` (also when not measured: NaN)."""
+    return "in class" if minutes <= IN_CLASS_MIN else "homework"
+
+
 def readme_timing(text: str) -> dict[str, Any]:
     """The "Timing" section of README.md, parsed: the run's date, its total wall time and each
     notebook's seconds and neighbours (``| 01_ir_analogy | 325 | 03 |`` rows)."""
