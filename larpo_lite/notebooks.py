@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -50,8 +51,16 @@ def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "note
     return [p for p in nbs if p.name[:2] in wanted]
 
 
-# Set for the notebook kernels: no progress bars (larpo_lite.progress) and no debugger warning.
-HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+# Set for the notebook kernels, so that no progress bar reaches an executed copy:
+# LARPO_LITE_PROGRESS=0 turns off the package's own bars (larpo_lite.progress, retrieval.encode);
+# TQDM_DISABLE=1 every other tqdm bar left at its default (tqdm reads TQDM_<argument> as the
+# argument's default); HF_HUB_DISABLE_PROGRESS_BARS=1 huggingface_hub's and transformers' bars
+# (transformers' "Loading weights" bar, sentence-transformers' model load);
+# PYDEVD_DISABLE_FILE_VALIDATION=1 the debugger's frozen-modules notice on the kernel's stderr.
+# Warnings are not silenced here: one that reaches an output is named when the executed copy is
+# written and fails tests/test_clean_outputs.py (silence a harmless one where it is raised).
+HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 # Notebooks that read another's cached results; run side by side, they wait for it.
 DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "07": ("04",)}
@@ -463,6 +472,78 @@ def _trim_streams(nb: Any, max_chars: int = STREAM_MAX_CHARS) -> bool:
     return changed
 
 
+# A tqdm bar as it prints ("encoding:  40%|####      | 2/5 [00:01<00:01, 2.0it/s]") or as a
+# notebook widget's text ("Loading weights:   0%|          | 0/103 [00:00<?, ?it/s]").
+PROGRESS_LINE = re.compile(r"\d{1,3}%\|.*\|\s*[\d.]+[kMG]?/(?:[\d.]+[kMG]?|\?)\s*\[")
+# A warning as Python, transformers or torch prints it ("UserWarning: ...", "WARNING:root:...").
+WARNING_TEXT = re.compile(r"\b\w*Warning: |^WARNING\b", re.MULTILINE)
+
+
+def _output_texts(out: Any) -> list[str]:
+    """The text an output shows: a stream's text, a result's ``text/*`` values."""
+    texts = [out.get("text", "")] if out.get("output_type") == "stream" else []
+    texts += [v if isinstance(v, str) else "".join(v)
+              for k, v in (out.get("data") or {}).items() if k.startswith("text/")]
+    return [t if isinstance(t, str) else "".join(t) for t in texts]
+
+
+def output_noise(nb: Any, name: str = "notebook") -> list[str]:
+    """What should not be in an executed copy's outputs, one line per output naming ``name``
+    and the cell (1-based, over all cells, with its first source line): a progress bar (``%|``),
+    a carriage return, a stream written to stderr, or warning text (``UserWarning: ...``).
+    Empty for a clean notebook."""
+    problems = []
+    for i, cell, out in _code_outputs(nb):
+        where = f"{name} cell {i + 1} ({(cell.source.splitlines() or [''])[0][:60]!r})"
+        text = "".join(_output_texts(out))
+        found = []
+        if "%|" in text:
+            found.append("a progress bar")
+        if "\r" in text:
+            found.append("a carriage return")
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            found.append("stderr")
+        if WARNING_TEXT.search(text):
+            found.append("warning text")
+        if found:
+            first = next((line for line in text.replace("\r", "\n").splitlines() if line.strip()), "")
+            problems.append(f"{where}: {', '.join(found)}: {first.strip()[:160]!r}")
+    return problems
+
+
+def strip_progress_bars(nb: Any) -> list[int]:
+    """Remove progress bars from ``nb``'s outputs, in place (the last line of defence: the
+    kernels are started with :data:`HEADLESS_ENV` so that none is drawn): a widget whose text is
+    a bar goes, with the widget state when no widget is left; a stream has its carriage-return
+    redraws collapsed and its bar lines removed, and goes if nothing else is left. Nothing else
+    is touched: a warning stays, for :func:`output_noise` to name. Returns the 1-based numbers
+    of the cells changed."""
+    changed: set[int] = set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            if WIDGET_VIEW in data and any(PROGRESS_LINE.search(t) for t in _output_texts(out)):
+                changed.add(i + 1)
+                continue
+            if out.get("output_type") == "stream":
+                text = out.get("text", "")
+                lines = _as_terminal_shows(text).split("\n") if "\r" in text else text.split("\n")
+                new = "\n".join(line for line in lines if not PROGRESS_LINE.search(line))
+                if new != text:
+                    changed.add(i + 1)
+                    if not new.strip():
+                        continue
+                    out["text"] = new
+            kept.append(out)
+        cell.outputs = kept
+    if changed and not any(WIDGET_VIEW in (o.get("data") or {}) for _, _, o in _code_outputs(nb)):
+        nb.metadata.pop("widgets", None)
+    return sorted(changed)
+
+
 def _rescale_png(b64: str, scale: float) -> tuple[str, tuple[int, int]]:
     """The PNG (base64) resampled to ``scale`` of its pixel size; returns the new base64 and
     the original ``(width, height)``."""
@@ -557,8 +638,10 @@ def write_executed_copy(executed: str | Path, dest_dir: str | Path,
                         max_bytes: int = EXECUTED_MAX_BYTES) -> Path:
     """Copy the executed notebook ``executed`` (as papermill wrote it) into ``dest_dir``
     under the same name, its markdown placeholders filled from the values the run published
-    (:func:`larpo_lite.prose.render_notebook`) and shrunk to ``max_bytes`` if needed
-    (:func:`shrink_notebook`). Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit.
+    (:func:`larpo_lite.prose.render_notebook`), any progress bar removed
+    (:func:`strip_progress_bars`; any other noise, a warning, is kept and printed:
+    :func:`output_noise`) and shrunk to ``max_bytes`` if needed (:func:`shrink_notebook`).
+    Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit.
     The copy is written whole or not at all: to a temp file of its own beside it, synced, then
     renamed over it; a failed write (a full disk, an interrupt) removes the temp file and leaves
     the earlier copy as it was."""
@@ -570,6 +653,13 @@ def write_executed_copy(executed: str | Path, dest_dir: str | Path,
     executed = Path(executed)
     nb = nbformat.read(executed, as_version=4)
     render_notebook(nb)  # markdown placeholders filled from the run's published values
+    stripped = strip_progress_bars(nb)
+    if stripped:  # said, not hidden: HEADLESS_ENV should have kept these bars from being drawn
+        print(f"[larpo-lite] {executed.name}: removed progress bars from cell(s) {stripped}; "
+              "find what drew them past HEADLESS_ENV", flush=True)
+    for problem in output_noise(nb, executed.name):
+        print(f"[larpo-lite] left in the executed copy, fix at its source "
+              f"(tests/test_clean_outputs.py fails on it): {problem}", flush=True)
     nb, steps = shrink_notebook(nb, max_bytes, executed.name)
     dest = Path(dest_dir) / executed.name
     data = _notebook_text(nb).encode("utf-8")
