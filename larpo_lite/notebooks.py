@@ -365,6 +365,8 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
 # ---------------------------------------------------------------- executed copies
 
 EXECUTED_DIR = "executed"  # the default run's executed notebooks, committed (repo root)
+SOLUTIONS_FOLDER = "notebooks/solutions"  # the exercise solutions, NN_*_solutions.ipynb
+SOLUTIONS_EXECUTED_DIR = "executed/solutions"  # the default run's executed solutions, committed
 EXECUTED_MAX_BYTES = 2_000_000  # each executed copy at most 2 MB
 EXECUTED_PRESET = "default"
 INJECTED_TAG = "injected-parameters"  # papermill's cell holding the values it passed
@@ -389,20 +391,31 @@ def is_default_run(preset: str, folder: str | Path = "notebooks", overrides: dic
     return Params.from_mapping(values, source=str(path)).is_default_run()
 
 
+def committed_copies_dir(folder: str | Path = "notebooks") -> Path | None:
+    """Where the default run's executed copies of ``folder`` are committed: ``executed/`` for
+    ``notebooks``, ``executed/solutions/`` for ``notebooks/solutions``; None for any other."""
+    return {Path("notebooks"): repo_root() / EXECUTED_DIR,
+            Path(SOLUTIONS_FOLDER): repo_root() / SOLUTIONS_EXECUTED_DIR}.get(Path(folder))
+
+
 def executed_dir_for(preset: str, folder: str | Path = "notebooks", overrides: dict | None = None,
                      executed_dir: str | Path | None = None) -> Path | None:
     """Where ``run_notebooks`` writes executed copies, or None: ``executed_dir`` if given,
-    else ``executed/`` for the default run (:func:`is_default_run`), else nowhere (the
-    executed notebooks stay under ``runs/<preset>/``). Any other run aimed at ``executed/``
-    is refused."""
-    default_run = is_default_run(preset, folder, overrides)
-    committed = repo_root() / EXECUTED_DIR
+    else, on the default preset unchanged (:func:`is_default_run`), ``executed/`` for
+    ``notebooks`` and ``executed/solutions/`` for ``notebooks/solutions`` (the solutions the
+    default run executes at its end), else nowhere (the executed notebooks stay under
+    ``runs/<preset>/``). Any other run aimed at either folder is refused."""
+    own = committed_copies_dir(folder)
+    default_values = own is not None and is_default_run(preset, "notebooks", overrides)
     if executed_dir is None:
-        return committed if default_run else None
+        return own if default_values else None
     target = Path(executed_dir)
-    if not default_run and target.resolve() == committed.resolve():
-        raise ValueError(f"{EXECUTED_DIR}/ holds the default run of notebooks/ only (preset "
-                         f"{preset!r}, folder {str(folder)!r}, overrides {sorted(overrides or {})})")
+    for committed in (committed_copies_dir("notebooks"), committed_copies_dir(SOLUTIONS_FOLDER)):
+        if target.resolve() == committed.resolve() and not (
+                default_values and own is not None and own.resolve() == committed.resolve()):
+            raise ValueError(f"{committed.relative_to(repo_root())}/ holds the default run's copies "
+                             f"of its own folder only (preset {preset!r}, folder {str(folder)!r}, "
+                             f"overrides {sorted(overrides or {})})")
     return target
 
 
@@ -710,7 +723,10 @@ def executed_copy_problems(copy_path: str | Path, source_dir: str | Path | None 
 
     copy_path = Path(copy_path)
     source = Path(source_dir or repo_root() / "notebooks") / copy_path.name
-    name = f"{EXECUTED_DIR}/{copy_path.name}"
+    try:  # executed/NN_*.ipynb, executed/solutions/NN_*_solutions.ipynb
+        name = copy_path.resolve().relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        name = f"{EXECUTED_DIR}/{copy_path.name}"
     rerun = f"rerun `make notebooks ONLY={copy_path.name[:2]}` and commit {name}"
     problems = []
     size = copy_path.stat().st_size
@@ -811,8 +827,10 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     goes to ``reports/timing.json`` and the instructor's guide is regenerated
     (:mod:`larpo_lite.workshop`), each executed notebook is also copied, at most 2 MB, into
     ``executed/`` (:func:`write_executed_copy`; ``executed_dir`` sends copies of any run
-    elsewhere, see :func:`executed_dir_for`), and at its end each notebook is replayed once for
-    the replay timings. Returns the executed notebooks' paths (under ``runs/``)."""
+    elsewhere, see :func:`executed_dir_for`); after its notebooks it executes their exercise
+    solutions into ``executed/solutions/`` (:func:`_run_solutions`, inside its wall time), and
+    at its end each notebook is replayed once for the replay timings. Returns the executed
+    notebooks' paths (under ``runs/``)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if jobs > 1 and (overrides or folder != "notebooks" or executed_dir is not None):
@@ -838,12 +856,15 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     whole = replay_at_end and not only and folder == "notebooks"  # the whole default run
     clock = SuiteClock() if whole else None
     finished = False
+    failed_solutions: list[str] = []
     try:
         if jobs > 1:
             paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
         else:
             paths = _run_each(preset, values, only, out, log_output, folder, copies_to,
                               default_run)
+        if replay_at_end:  # the exercise solutions, inside the default run's wall time
+            failed_solutions = _run_solutions(preset, only, out / "solutions", log_output)
         finished = True
     finally:
         timing = clock.stop(finished) if clock is not None else None
@@ -856,7 +877,38 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                      reused=reused_work(clock.started), resumed=timing["resumed"],
                      segments=timing["segments"])
         write_guide()
+    if failed_solutions:
+        raise LarpoLiteError("solutions notebook(s) failed (the notebooks and their copies are "
+                             "written): " + "; ".join(failed_solutions) + ". Fix them and rerun "
+                             "`make notebooks ONLY=<NN>`")
     return paths
+
+
+def _run_solutions(preset: str, only: Sequence[str] | None, out: Path, log_output: bool) -> list[str]:
+    """The default run's exercise solutions, after its notebooks (they read the reports and
+    replay records those wrote): ``notebooks/solutions/NN_*_solutions.ipynb`` for each number
+    run, one after another, each executed copy into ``executed/solutions/``
+    (:func:`executed_dir_for`) and its wall time into ``reports/timing.json`` under
+    ``solutions``. A solution that fails does not stop the others; returns one line per
+    failure (empty when all ran)."""
+    from .workshop import after_default_notebook
+
+    have = {p.name[:2] for p in notebook_paths(folder=SOLUTIONS_FOLDER)}
+    failed = []
+    for n in [p.name[:2] for p in notebook_paths(only)]:
+        if n not in have:
+            continue
+        t0 = time.perf_counter()
+        try:
+            (path,) = run_notebooks(preset, only=[n], out_dir=out, log_output=log_output,
+                                    folder=SOLUTIONS_FOLDER)
+        except Exception as e:  # noqa: BLE001 - named at the end of the run, the others go on
+            print(f"[larpo-lite] solutions {n} failed: {e}", file=sys.stderr, flush=True)
+            last = (str(e).strip().splitlines() or [""])[-1][:200]
+            failed.append(f"{n} ({type(e).__name__}: {last})")
+            continue
+        after_default_notebook(path.stem, time.perf_counter() - t0, "solutions")
+    return failed
 
 
 def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, out: Path,

@@ -200,10 +200,12 @@ def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
                   today: str | None = None, preset: str = "default") -> Path:
     """Record one notebook's wall time in ``reports/timing.json``: the default run's under
     ``notebooks``, the replay of it that the default run makes at its end (``preset="replay"``)
-    under ``replay``."""
-    section = {"default": "notebooks", "replay": "replay"}[preset]
+    under ``replay``, and its exercise solutions, which the default run executes on its preset
+    (``preset="solutions"``, ``notebook`` the solutions notebook's stem), under ``solutions``."""
+    section = {"default": "notebooks", "replay": "replay", "solutions": "solutions"}[preset]
     entry = {"seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
-             "source": f"larpo-lite notebooks --preset {preset}",
+             "source": ("larpo-lite notebooks --preset default (notebooks/solutions)"
+                        if preset == "solutions" else f"larpo-lite notebooks --preset {preset}"),
              "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))}
     return _update_timing(path, lambda data: data.setdefault(section, {}).__setitem__(notebook, entry))
 
@@ -226,8 +228,9 @@ def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | N
 
 
 def after_default_notebook(notebook: str, seconds: float, preset: str = "default") -> None:
-    """What the default run updates here when it finishes a notebook (``preset="default"``) or
-    replays it once at its end (``preset="replay"``): its timing, then the guide. Only the
+    """What the default run updates here when it finishes a notebook (``preset="default"``),
+    its exercise solutions (``preset="solutions"``) or replays it once at its end
+    (``preset="replay"``): its timing, then the guide. Only the
     default run calls it (``larpo-lite notebooks``): a replay or any other run writes no tracked
     file."""
     record_timing(notebook, seconds, preset=preset)

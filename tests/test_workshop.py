@@ -57,6 +57,11 @@ def test_record_timing_replaces_one_entry_and_keeps_the_others(tmp_path):
     assert after["notebooks"]["08_scaling_up"]["date"] == "2030-01-02"
     assert "larpo-lite notebooks" in after["notebooks"]["08_scaling_up"]["source"]
     assert after["notebooks"]["01_ir_analogy"] == before["notebooks"]["01_ir_analogy"]
+    workshop.record_timing("08_scaling_up_solutions", 30.2, path=path, preset="solutions")
+    solutions = json.loads(path.read_text())["solutions"]  # beside, not among, the notebooks
+    assert solutions["08_scaling_up_solutions"]["seconds"] == 30
+    assert "notebooks/solutions" in solutions["08_scaling_up_solutions"]["source"]
+    assert json.loads(path.read_text())["notebooks"] == after["notebooks"]
 
 
 @pytest.mark.parametrize("preset,recorded", [("default", True), ("replay", False), ("smoke", False)])
@@ -69,14 +74,19 @@ def test_run_notebooks_records_timing_on_the_default_run_only(preset, recorded, 
 
     calls = []
     monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: None)
+    import nbformat
+
+    monkeypatch.setattr(pm, "execute_notebook",  # an empty executed notebook, nothing to render
+                        lambda src, dst, **k: nbformat.write(nbformat.v4.new_notebook(), dst))
     monkeypatch.setattr(workshop, "after_default_notebook", lambda name, s, p: calls.append((name, p)))
     monkeypatch.setattr(notebooks, "write_executed_copy", lambda *a, **k: None)  # not executed/
     notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path)
-    assert calls == ([("08_scaling_up", "default"), ("08_scaling_up", "replay")] if recorded else [])
+    # the default run executes the notebook's solutions too, inside its time, before its replay
+    assert calls == ([("08_scaling_up", "default"), ("08_scaling_up_solutions", "solutions"),
+                      ("08_scaling_up", "replay")] if recorded else [])
     calls.clear()
     notebooks.run_notebooks(preset, only=["08"], out_dir=tmp_path, folder="notebooks/solutions")
-    assert calls == []  # solutions are not part of the default run's timing
+    assert calls == []  # the solutions on their own are no default run: no timing recorded
 
 
 def test_plan_fills_three_hours_and_replays_long_notebooks():
