@@ -117,18 +117,23 @@ def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, 
 # a number right after "####", "answer is" or "=" (optionally a currency sign between)
 _SHOWN = re.compile(r"(?:####|answer is|=)[ \t]*[$\u20ac\u00a3]?[ \t]*(" + _NUMBER_PATTERN + ")",
                     re.IGNORECASE)
+_BARE = re.compile(r"[$\u20ac\u00a3]?(" + _NUMBER_PATTERN + r")\.?")
 
 
 def shows_answer(text: str, gold: str | int | float) -> bool:
     """Whether ``text`` shows ``gold`` as a result: right after ``####``, after "answer is",
-    or as the result of a computation it writes out (``... = 13``), anywhere in the text.
+    or as the result of a computation it writes out (``... = 13``), anywhere in the text; or
+    is the bare number itself (``"19"``).
 
     A reader's check for auditing the verifier (:func:`verifier_audit`, notebook 05), not a
     verifier: a response that states a right answer in words only ("Maya has 16 left") does
     not show it, so it undercounts the right responses; one that ends on a number of the
     question ("There are 13 placeholders") does not show it either, which the lenient
     verifier's last-number fallback would mark right."""
-    return any(answers_equal(m.group(1), gold) for m in _SHOWN.finditer(text.replace("\u2212", "-")))
+    text = text.replace("\u2212", "-")
+    bare = _BARE.fullmatch(text.strip())  # the whole response is the number: a plain answer
+    return (bare is not None and answers_equal(bare.group(1), gold)) or any(
+        answers_equal(m.group(1), gold) for m in _SHOWN.finditer(text))
 
 
 class MajorityVoteReranker:

@@ -230,7 +230,7 @@ def test_shows_answer_tells_a_derived_answer_from_a_number_that_only_ends_the_te
     fooled = "There are 13 placeholders in this greeting: Dear [name], ..., 13"
     assert is_correct(fooled, "13") and not shows_answer(fooled, "13")
     for text, gold in (("6 + 7 = 13 coins in all.", "13"), ("#### 1,300", "1300"),
-                       ("The answer is \u22125", "-5"), ("cost = $13.00", "13")):
+                       ("The answer is \u22125", "-5"), ("cost = $13.00", "13"), (" 19.", "19")):
         assert shows_answer(text, gold), text
     assert not shows_answer("6 + 7 = 12, so 13 coins", "13")  # the result shown is 12
 
