@@ -223,16 +223,39 @@ def tier_findings(scores_: Mapping[str, np.ndarray], ordered: Sequence[str],
 # --------------------------------------------------------------------------- the verifier audit
 def round1_samples(params: Any, tier: str, low_t: float) -> dict[str, Any]:
     """The samples of round 1 of a tier run (every tier shares them: the initial policy's, at
-    ``low_t`` and at 1.0), grouped by problem: ``questions`` and ``golds`` [P], ``texts``
-    [P][2k] (the ``low_t`` samples first), ``temperatures`` [2k]."""
+    ``low_t`` and at 1.0), grouped by problem: ``questions``, ``golds`` and ``prompts`` (chat
+    templated, as in the run's pairs) [P], ``texts`` [P][2k] (the ``low_t`` samples first),
+    ``temperatures`` [2k]."""
     from .jsonl import read_jsonl
 
     folder = loop.run_dir(tier_config(params, tier, low_t), params.preset)
     temps = list(dict.fromkeys([low_t, HIGH_T]))
     files = [read_jsonl(folder / f"candidates_iter1_T{t}.jsonl") for t in temps]
     return {"questions": [r["question"] for r in files[0]], "golds": [r["answer"] for r in files[0]],
+            "prompts": [r["prompt"] for r in files[0]],
             "texts": [[x for f in files for x in f[i]["texts"]] for i in range(len(files[0]))],
             "temperatures": [t for t, f in zip(temps, files, strict=True) for _ in f[0]["texts"]]}
+
+
+def read(params: Any, name: str) -> Any:
+    """Notebook 05's round-1 material for another notebook (its solutions): ``"first_pairs"``
+    (each tier's pairs) or ``"samples"`` (:func:`round1_samples`); under a replay preset the
+    recorded ones (``replay/05_hard_negatives``), else read from the run folders (running the
+    runs when 05 has not)."""
+    if params.replay:
+        from .replay import Recorder
+
+        def never() -> Any:
+            raise AssertionError("a replay never runs")
+
+        return Recorder("05_hard_negatives", params)(name, never)
+    for tier in params.tiers:
+        run(params, tier, params.temperature)
+    if name == "first_pairs":
+        return {tier: first_pairs(params, tier, params.temperature) for tier in params.tiers}
+    if name == "samples":
+        return round1_samples(params, params.tiers[0], params.temperature)
+    raise ValueError(f"unknown record {name!r}: first_pairs or samples")
 
 
 def list_quality(samples: Mapping[str, Any], strict: bool) -> dict[str, Any]:
