@@ -231,8 +231,11 @@ def _section(text, name):
 
 
 def test_every_notebook_has_talking_points_board_figures_exercises_and_answered_questions():
-    from larpo_lite.workshop_text import BOARD, QUESTIONS, TALKING_POINTS
+    from larpo_lite.workshop_answers import ANSWERS
+    from larpo_lite.workshop_text import BOARD, QUESTIONS, TALK_MIN, TALKING_POINTS
 
+    assert set(TALK_MIN) == set(TALKING_POINTS) == set(QUESTIONS) == set(workshop.NOTEBOOKS)
+    assert {answer for qs in QUESTIONS.values() for _, answer in qs} == set(ANSWERS)
     text = (repo_root() / "docs" / "workshop.md").read_text()
     assert "{{" not in text  # every setting placeholder filled from params/default.yaml
     for name in workshop.NOTEBOOKS:
