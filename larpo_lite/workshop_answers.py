@@ -82,13 +82,20 @@ def said_row(row: dict[str, Any]) -> str:
     """``contrastive minus pairwise: +0.080 ± 0.025 (paired SE over 300 problems; MDE 0.071;
     better by the 2-SE rule)``; the MDE is ``MDE_Z`` (2.8) SE."""
     diff, se = float(row["diff"]), float(row["se"])
-    kind = f", {row['se_kind']}" if row.get("se_kind") else ""
     over = f" over {row['n']} problems" if row.get("n") else ""
-    seeds = row.get("seeds")
-    seeds_said = "" if seeds is None else (", one training seed" if seeds == 1 else f", {seeds} training seeds")
+    kind = f", {row['se_kind']}" if row.get("se_kind") else ""
     verdict = row.get("verdict") or paired_verdict(diff, se)
-    return (f"{row['a']} minus {row['b']}: **{diff:+.3f} ± {se:.3f}** (paired SE{kind}{over}{seeds_said}; "
-            f"MDE {MDE_Z * se:.3f}; {verdict} by the 2-SE rule)")
+    return (f"{row['a']} minus {row['b']}: **{diff:+.3f} ± {se:.3f}** (paired SE{over}{kind}"
+            f"{_seeds_said(row.get('seeds'))}; MDE {MDE_Z * se:.3f}; {verdict} by the 2-SE rule)")
+
+
+def _seeds_said(seeds: Any) -> str:
+    """A comparison row's ``seeds``: one count for both arms, or ``[a's, b's]``."""
+    if isinstance(seeds, list | tuple) and len(seeds) == 2:
+        return f", {seeds[0]} and {seeds[1]} training seeds"
+    if isinstance(seeds, int):
+        return ", one training seed" if seeds == 1 else f", {seeds} training seeds"
+    return ""
 
 
 def _last(d: dict | None) -> str | None:
@@ -151,7 +158,7 @@ def pass_at_k_noise(run: Run) -> str:
            "over every subset of k of the n samples, so its variance is smaller.")
     t = run.param(nb, "temperature")
     recall = run.m(nb, "recall") or {}
-    key = next((k for k in recall if t is not None and math.isclose(float(k), float(t))), None)
+    key = next((k for k in recall if t is not None and math.isclose(float(k), float(t))), next(iter(recall), None))
     if key is None:
         return f"{why} {run.missing(nb, 'recall at the evaluation temperature')}"
     per = run.m(nb, "per_problem_recall", key) or {}
@@ -307,8 +314,14 @@ def start_losses(run: Run) -> str:
     if not first:
         return f"{why} {run.missing(nb, 'loss_curves')}"
     settings = run.m(nb, "settings") or {}
-    parts = [f"{obj} {v:.3f}" + (f" (lr {settings[obj]['lr']:g})" if isinstance(settings.get(obj), dict)
-                                  and "lr" in settings[obj] else "") for obj, v in first.items()]
+
+    def lr(arm: str) -> str:  # settings are per objective; curves may be named by arm
+        for key in (arm, arm.removeprefix("LARPO "), "pairwise" if "DPO" in arm else ""):
+            if isinstance(settings.get(key), dict) and isinstance(settings[key].get("lr"), int | float):
+                return f" (lr {settings[key]['lr']:g})"
+        return ""
+
+    parts = [f"{obj} {v:.3f}{lr(obj)}" for obj, v in first.items()]
     return (f"{why} This run's first-step losses (exact, no sampling noise; ln 2 = {math.log(2):.3f}): "
             + ", ".join(parts) + f". {_from(run, nb)}")
 

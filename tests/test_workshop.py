@@ -455,3 +455,14 @@ def test_check_replay_compares_the_replays_comparisons_with_the_committed_ones(t
     assert workshop.main(["--check-replay", "01,02"]) == 1
     with pytest.raises(SystemExit):
         workshop.main(["--check-replay", "99"])
+
+
+def test_a_comparison_is_said_with_its_se_mde_seeds_and_verdict():
+    from larpo_lite.workshop_answers import said_row
+
+    row = {"a": "LARPO contrastive", "b": "iterative DPO", "diff": 0.1, "se": 0.025, "n": 300,
+           "se_kind": "bootstrap over seeds and problems", "seeds": [3, 3]}
+    assert said_row(row) == ("LARPO contrastive minus iterative DPO: **+0.100 ± 0.025** (paired SE over "
+                             "300 problems, bootstrap over seeds and problems, 3 and 3 training seeds; "
+                             "MDE 0.070; better by the 2-SE rule)")  # no verdict in the row: the 2-SE rule's
+    assert "one training seed; MDE 0.070; worse" in said_row({**row, "diff": -0.1, "seeds": 1, "verdict": "worse"})
