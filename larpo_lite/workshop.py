@@ -339,6 +339,7 @@ _COST_WORDS = (("in class", "in class"), ("in-class", "in class"), ("replay", "r
                ("homework", "homework"))
 _EXERCISES = re.compile(r"^#{1,6}\s*Exercises\b", re.M | re.I)
 _ITEM = re.compile(r"^ {0,3}(\d+)[.)]\s+", re.M)
+_BULLET = re.compile(r"^[-+*]\s+(?=\S)", re.M)
 _LABEL = re.compile(r"^(\*{1,2}|_{1,2})\((.+?)\)\1\s*", re.S)        # *(in class: ...)*
 _LABEL_PLAIN = re.compile(r"^(\*{1,2}|_{1,2})([^*_]{1,80}?)\1[:.]?\s*")  # **Homework:**
 _LABEL_PAREN = re.compile(r"^\(([^()]{1,160})\)\s*")                    # (replay)
@@ -374,8 +375,8 @@ def _split_label(text: str) -> tuple[str, str]:
 
 
 def parse_exercises(markdown: str) -> list[dict[str, Any]]:
-    """The numbered items under an ``Exercises`` heading of ``markdown``, up to the next
-    heading: ``{"number", "label", "cost", "stated_min", "text"}``, the cost one of
+    """The numbered items (or, with none, the bullets) under an ``Exercises`` heading of
+    ``markdown``, up to the next heading: ``{"number", "label", "cost", "stated_min", "text"}``, the cost one of
     :data:`COSTS` or :data:`UNSTATED` (no label, or one that names no cost)."""
     m = _EXERCISES.search(markdown)
     if not m:
@@ -383,14 +384,14 @@ def parse_exercises(markdown: str) -> list[dict[str, Any]]:
     body = markdown[m.end():]
     nxt = re.search(r"^#{1,6}\s", body, re.M)
     body = body[:nxt.start()] if nxt else body
-    starts = list(_ITEM.finditer(body))
+    starts = list(_ITEM.finditer(body)) or list(_BULLET.finditer(body))  # a numbered list, else bullets
     out = []
     for i, s in enumerate(starts):
         text = " ".join(body[s.end():starts[i + 1].start() if i + 1 < len(starts) else len(body)].split())
         label, rest = _split_label(text)
         cost, stated = _cost_of(label) if label else (UNSTATED, None)
-        out.append({"number": int(s.group(1)), "label": label, "cost": cost, "stated_min": stated,
-                    "text": rest})
+        out.append({"number": int(s.group(1)) if s.groups() else i + 1, "label": label, "cost": cost,
+                    "stated_min": stated, "text": rest})
     return out
 
 

@@ -378,6 +378,9 @@ def test_exercise_labels_are_parsed_into_cost_classes():
     assert got[2]["text"] == "From `runs`, take each seed separately. How far apart?"
     assert got[5]["label"] == "" and got[5]["text"].startswith("Mix tiers")
     assert workshop.parse_exercises("## Other\n1. no exercises here") == []
+    bullets = workshop.parse_exercises("## Exercises\n\n- *(replay)* One.\n- Two,\n  continued.\n")
+    assert [(e["number"], e["cost"], e["text"]) for e in bullets] == [
+        (1, "replay", "One."), (2, workshop.UNSTATED, "Two, continued.")]
 
 
 def _notebook(cells):
