@@ -924,6 +924,12 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
     # elsewhere is not the default run: Params.is_default_run)
     kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve()),
                   RECORDING_ENV: ""}
+    import logging
+
+    # the kernel takes keys a notebook does not declare (overrides) through Params.for_notebook:
+    # papermill's "Passed unknown parameter" is expected here, not a warning for the reader
+    logging.getLogger("papermill").addFilter(
+        lambda record: not record.getMessage().startswith("Passed unknown parameter"))
     file_values = load_preset_values(preset)
     full = Params.from_mapping(values, source=str(preset_path(preset))).to_dict()  # with defaults
     env_before = {k: os.environ.get(k) for k in kernel_env}
