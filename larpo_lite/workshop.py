@@ -2,10 +2,15 @@
 default run, and the instructor's guide ``docs/workshop.md``, generated from ``reports/``.
 
 ``python -m larpo_lite.workshop`` writes the guide; ``--check`` exits 1 when the committed
-guide differs from what the committed reports give (``tests/test_workshop.py`` checks the
-same). Every number in the guide is read from ``reports/*.json`` and ``reports/timing.json``,
-so a new default run (``larpo-lite notebooks --preset default``, which rewrites the guide when
-it finishes a notebook) cannot leave it stale.
+guide differs from what the committed files give (``tests/test_workshop.py`` checks the same);
+``--check-replay 01`` checks a replay's paired comparisons against the committed ones (the
+guide's pre-day checklist). The guide holds a pre-day checklist, the plan (slots sized from
+``reports/timing.json``), the exercises by cost (read from the executed copies, minutes from
+the executed solutions), and per notebook the talking points, board derivations and how to read
+each figure (:mod:`larpo_lite.workshop_text`, settings filled from ``params/default.yaml``) and
+the discussion questions answered from ``reports/*.json`` (:mod:`larpo_lite.workshop_answers`).
+A new default run (``larpo-lite notebooks --preset default``, which rewrites the guide when it
+finishes a notebook) cannot leave it stale.
 
 The solutions notebooks (``notebooks/solutions/``) read the default run's numbers through
 :func:`recorded`, :func:`said` and :func:`said_comparison`: never typed in.
