@@ -62,8 +62,9 @@ def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "note
 HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
-# Notebooks that read another's cached results; run side by side, they wait for it.
-DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "07": ("04",)}
+# Notebooks that read another's cached results or continue its runs (06 and 07 take round 1 of
+# the loop runs 04 starts); run side by side, they wait for it.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "06": ("04",), "07": ("04",)}
 
 
 def schedule(numbers: Sequence[str], finished: set[str], running: set[str],
