@@ -878,6 +878,9 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                      reused=reused_work(clock.started), resumed=timing["resumed"],
                      segments=timing["segments"])
         write_guide()
+        from . import timing_doc
+
+        timing_doc.write()
     if failed_solutions:
         raise LarpoLiteError("solutions notebook(s) failed (the notebooks and their copies are "
                              "written): " + "; ".join(failed_solutions) + ". Fix them and rerun "
