@@ -469,3 +469,17 @@ def test_a_comparison_is_said_with_its_se_mde_seeds_and_verdict():
                              "300 problems, bootstrap over seeds and problems, 3 and 3 training seeds; "
                              "MDE 0.070; better by the 2-SE rule)")  # no verdict in the row: the 2-SE rule's
     assert "one training seed; MDE 0.070; worse" in said_row({**row, "diff": -0.1, "seeds": 1, "verdict": "worse"})
+
+
+def test_the_guide_schedules_the_executed_copies_labelled_exercises(tmp_path):
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    (executed / "01_ir_analogy.ipynb").write_text(json.dumps(_notebook([_md(
+        "## Exercises\n\n1. *(homework)* Train longer.\n2. *(in class: discussion)* Why does the list help?")])))
+    text = workshop.render(executed=executed)
+    row = _plan_row(text, "01_ir_analogy")
+    assert row.endswith(f"| 01.2 (in class, {workshop.EXERCISE_MIN} min) |")
+    table = _section(text, "01_ir_analogy").split("**Exercises**")[1]
+    assert table.index("Why does the list help?") < table.index("Train longer.")  # sorted by cost
+    assert "| 2 | in class | 0.0 min | a discussion: nothing runs | yes |" in table
+    assert "**Exercises** (from `notebooks/02_recall_at_n.ipynb`)" in text  # no executed copy: the source's
