@@ -85,7 +85,8 @@ def plan(p: Params, u: dict[str, float], lists_per_round: float, measured: dict[
     for k, v in sorted(other.items()):
         rows.append({"work": f"notebook {k} (last measured default run)", "seconds": round(v)})
     total = loop_s + sum(other.values())
-    return {"unit_costs": u, "lists_per_round": lists_per_round, "rows": rows,
+    return {"unit_costs": u, "lists_per_round": lists_per_round, "prompts_per_iter": p.prompts_per_iter,
+            "k": p.k_train, "rows": rows,
             # 04 runs round 1 of every run (about a third of the rounds), 07 the rest
             "notebooks": {"04": round(loop_s / p.iterations), "07": round(loop_s * (1 - 1 / p.iterations)),
                           **{k: round(v) for k, v in other.items()}},

@@ -31,13 +31,30 @@ from . import arms as A
 from .lists import MEMORY
 from .loop_config import LoopConfig
 
-# Unit costs of one loop round on the CPU the committed results came from (one thread per run,
-# docs/timing.md): sampling k=8 responses for one prompt, training one prompt's list for the
-# preset's epochs, and one greedy answer. A round of M prompts x 8 is about 4.3 M s of sampling
-# and training plus 180 s of evaluation on 300 test and 200 validation problems.
-SAMPLE_S = 2.4  # seconds per prompt at k=8; scales with k
-TRAIN_S = 1.9   # seconds per prompt's list per round; scales with the lists memory keeps
-EVAL_S = 0.36   # seconds per greedy problem (test and validation)
+
+def _unit_costs() -> tuple[float, float, float]:
+    """Unit costs of one loop round on the CPU the committed results came from, one thread per
+    run, as the default run's plan measured them in the validation study's rounds
+    (``benchmarks/results/default_run_plan.json``, ``benchmarks/default_run_plan.py``):
+    sampling k=8 responses for one prompt, training one prompt's list (its share of the lists a
+    round keeps, all epochs), and one greedy answer."""
+    import json
+
+    from .paths import repo_root
+
+    path = repo_root() / "benchmarks" / "results" / "default_run_plan.json"
+    try:
+        plan = json.loads(path.read_text())
+        u = plan["unit_costs"]
+        prompts = float(plan.get("prompts_per_iter") or 64)
+        return (8 * u["sample_per_seq"], u["train_per_list"] * plan["lists_per_round"] / prompts,
+                u["greedy_per_problem"])
+    except (OSError, ValueError, KeyError) as e:
+        raise RuntimeError(f"{path} is missing or incomplete ({e!r}): run "
+                           "benchmarks/default_run_plan.py after a validation study") from None
+
+
+SAMPLE_S, TRAIN_S, EVAL_S = _unit_costs()  # seconds per prompt at k=8; per prompt's list; per problem
 SECTIONS = ("list_size", "memory", "temperatures")
 # the memorization modes 06 runs, the baseline first: "previous" (the current and the round
 # before) lies between them and is priced, not run (cost_text)
@@ -202,9 +219,10 @@ def cost_text(params: Any, arm_list: Sequence[A.Arm], memory_modes: Sequence[str
 
 def unit_costs_text() -> str:
     """The unit costs :func:`estimate_seconds` uses, in words."""
-    return (f"$s_{{\\text{{sample}}}}$ = {SAMPLE_S} s per prompt at k=8, $s_{{\\text{{train}}}}$ = "
-            f"{TRAIN_S} s per prompt's list, $s_{{\\text{{eval}}}}$ = {EVAL_S} s per problem, "
-            "one thread each (docs/timing.md)")
+    return (f"$s_{{\\text{{sample}}}}$ = {SAMPLE_S:.2f} s per prompt at k=8, $s_{{\\text{{train}}}}$ = "
+            f"{TRAIN_S:.2f} s per prompt's list, $s_{{\\text{{eval}}}}$ = {EVAL_S:.3f} s per problem, "
+            "one thread each, measured in the validation study's rounds "
+            "(benchmarks/results/default_run_plan.json)")
 
 
 def headline_arm(arm_list: Sequence[A.Arm]) -> str:
