@@ -136,7 +136,7 @@ def figure(scores_: Mapping[str, np.ndarray], ordered: Sequence[str], temps: Seq
     state the comparisons the paper makes; legends sit below the axes."""
     import matplotlib.pyplot as plt
 
-    from .plotting import n_axis, palette, zoom_y
+    from .plotting import errorbar_series, n_axis, palette, zoom_y
 
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.8))
     init = float(np.mean(scores_["init"]))
@@ -146,11 +146,11 @@ def figure(scores_: Mapping[str, np.ndarray], ordered: Sequence[str], temps: Seq
             (axes[1], [sweep_name(t) for t in temps], list(temps), [f"T={t:g}" for t in temps])):
         ys = [float(np.mean(scores_[k])) for k in names]
         errs = [2 * _row(cmp, k, "init")["se"] for k in names]
-        for x, y, e, c in zip(xs, ys, errs, palette(len(names)), strict=True):
-            ax.errorbar([x], [y], yerr=[e], marker="o", ms=8, capsize=6, color=c, ls="none")
-        ax.axhline(init, color="black", ls="--", lw=1, label="initial policy")
+        for x, y, e, c, label in zip(xs, ys, errs, palette(len(names)), labels, strict=True):
+            errorbar_series(ax, [x], [y], [e], label=label, ms=8, capsize=6, color=c, ls="none")
+        ref = ax.axhline(init, color="black", ls="--", lw=1, label="initial policy")
         zoom_y(ax, [*np.add(ys, errs), *np.subtract(ys, errs), init])
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+        ax.legend(handles=[ref], loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
         ax.set_xticks(xs, labels)
     axes[0].set_xlim(-0.5, len(ordered) - 0.5)
     n_axis(axes[1], list(temps), log=False)
@@ -334,7 +334,7 @@ def audit_figure(a: Mapping[str, Any]) -> Any:
     pairs each verifier makes: tops that show the gold, bottoms that do not. Bars 2 SE."""
     import matplotlib.pyplot as plt
 
-    from .plotting import palette
+    from .plotting import errorbar_series, palette
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     ax = axes[0]
@@ -350,8 +350,8 @@ def audit_figure(a: Mapping[str, Any]) -> Any:
     ax = axes[1]
     ys = [a["cross_prompt_right"], a["cross_prompt_right_strict"]]
     errs = [2 * _binomial_se(y, a["cross_prompt_pairs"]) for y in ys]
-    ax.bar([0, 1], ys, yerr=errs, capsize=6, color=palette(2))
-    ax.set_xticks([0, 1], ["lenient", "strict (#### only)"])
+    errorbar_series(ax, ["lenient", "strict (#### only)"], ys, errs, bar=True, capsize=6,
+                    color=palette(2))
     ax.set(ylabel=f"marked right vs another gold ({a['cross_prompt_pairs']} responses)")
     ax.set_ylim(bottom=0)
     ax.set_title(f"another problem's gold: lenient {ys[0]:.1%}, strict {ys[1]:.1%}", fontsize="medium")
@@ -361,8 +361,8 @@ def audit_figure(a: Mapping[str, Any]) -> Any:
                                       ("bottom_unshown", "bottom does not"))):
         ys = [a[k][key] or 0.0 for k in kinds]
         errs = [2 * _binomial_se(a[k][key], a[k]["lists"]) for k in kinds]
-        ax.bar(np.arange(2) + (i - 0.5) * 0.4, ys, 0.4, yerr=errs, capsize=5, label=label,
-               color=palette(4)[2 + i])
+        errorbar_series(ax, list(np.arange(2) + (i - 0.5) * 0.4), ys, errs, label=label, bar=True,
+                        width=0.4, capsize=5, color=palette(4)[2 + i])
     ax.set_xticks([0, 1], [f"{k} ({a[k]['lists']} pairs)" for k in kinds])
     ax.set(ylabel="share of the pairs", ylim=(0, 1.1))
     ax.set_title(f"pairs: lenient {a['lenient']['lists']}, strict {a['strict']['lists']}",

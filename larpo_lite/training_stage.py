@@ -317,7 +317,7 @@ def diagnosis_title(stats: PairedStats | None, d: Mapping[str, float] | None) ->
     if stats is None or d is None:
         return "DPO after SFT did not train: no problem had a right and a wrong sample"
     return (f"DPO after SFT: greedy {stats.diff:+.3f} ({stats.verdict}, 2 SE = {2 * stats.se:.3f}) "
-            f"while the margin rose to {d['margin']:+.2f}; log pi vs reference: chosen "
+            f"while the margin moved to {d['margin']:+.2f}; log pi vs reference: chosen "
             f"{d['chosen']:+.1f}, rejected {d['rejected']:+.1f} nats")
 
 
@@ -368,7 +368,7 @@ def accuracy_figure(table: Sequence[Mapping[str, Any]], evals: Mapping[str, Mapp
     Titles state the findings; legends sit off the data."""
     import matplotlib.pyplot as plt
 
-    from .plotting import dodge, n_axis, palette, zoom_y
+    from .plotting import dodge, errorbar_series, legend_outside, n_axis, palette, zoom_y
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     names = [r["stage"] for r in table]
@@ -376,7 +376,8 @@ def accuracy_figure(table: Sequence[Mapping[str, Any]], evals: Mapping[str, Mapp
     n = len(next(iter(evals.values()))["greedy_correct"])
     se = np.sqrt(acc * (1 - acc) / n)
     ax = axes[0]
-    ax.errorbar(range(len(names)), acc, yerr=2 * se, fmt="o", ms=8, capsize=5, color="C0")
+    errorbar_series(ax, list(range(len(names))), acc, 2 * se, label="greedy accuracy", ls="none",
+                    ms=8, capsize=5, color="C0")
     for i, name in enumerate(names[1:], start=1):
         st = stats.get((name, names[i - 1]))
         if st is not None:
@@ -395,8 +396,8 @@ def accuracy_figure(table: Sequence[Mapping[str, Any]], evals: Mapping[str, Mapp
         per_n = per_problem_recall(np.array(evals[name]["recall_correct"], dtype=bool), grid)
         y = np.array([per_n[k].mean() for k in grid])
         e = 2 * np.array([_se(per_n[k]) for k in grid])
-        ax.errorbar(dodge(grid, i, len(names)), y, yerr=e, capsize=3, marker="osD"[i % 3],
-                    color=colour, label=name)
+        errorbar_series(ax, dodge(grid, i, len(names)), y, e, label=name, marker="osD"[i % 3],
+                        color=colour)
         bounds += [*(y - e), *(y + e)]
     n_axis(ax, grid)
     zoom_y(ax, bounds)
@@ -404,7 +405,7 @@ def accuracy_figure(table: Sequence[Mapping[str, Any]], evals: Mapping[str, Mapp
     at_top = ", ".join(f"{r['stage']} {r[f'R@{top}']:.3f}" for r in table)
     ax.set(xlabel="N (samples)", ylabel="Recall@N (pass@N)")
     ax.set_title(f"Recall@{top}: {at_top}", fontsize="medium")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    legend_outside(ax, fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -418,7 +419,7 @@ def diagnosis_figure(c: Mapping[str, Any], d: Mapping[str, float] | None,
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .plotting import palette
+    from .plotting import errorbar_series, palette
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.6))
     (a, b, lp), (dl, ln, cut) = axes
@@ -464,13 +465,11 @@ def diagnosis_figure(c: Mapping[str, Any], d: Mapping[str, float] | None,
     lp.set_ylabel("summed log-prob")
     dl.set_ylabel("change from the reference (nats)")
     names = list(share)
-    x = range(len(names))
     for ax, key, label in ((ln, "tokens", "greedy answer length (tokens)"),
                            (cut, "cut", "share cut at the cap")):
-        ys = [share[k][key] for k in names]
-        ax.bar(x, ys, yerr=[2 * share[k][f"{key}_se"] for k in names], capsize=5,
-               color=palette(len(names)))
-        ax.set_xticks(x, names)
+        errorbar_series(ax, names, [share[k][key] for k in names],
+                        [2 * share[k][f"{key}_se"] for k in names], bar=True, capsize=5,
+                        color=palette(len(names)))
         ax.set_ylabel(label)
     ln.axhline(cap, color="0.3", ls="--", lw=1)
     ln.set_title("(e) answer length: " + " -> ".join(f"{share[k]['tokens']:.1f}" for k in names)
