@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from larpo_lite import readme, workshop
+from larpo_lite import readme
 from larpo_lite.paths import repo_root
 
 ROOT = repo_root()
@@ -67,17 +67,11 @@ def test_link_finder_sees_a_broken_link(tmp_path):
     assert _links(page) == ["missing.md", "img.png"]
 
 
-def test_moved_timing_table_agrees_with_the_timing_record():
-    table = workshop.readme_timing((ROOT / "docs" / "timing.md").read_text())
-    assert set(table["notebooks"]) == set(workshop.NOTEBOOKS)
-    recorded = workshop.read_timing()
-    for name, row in table["notebooks"].items():
-        entry = recorded["notebooks"].get(name)
-        if entry and entry["date"] == table["date"]:
-            assert entry["seconds"] == row["seconds"], name
-    suite = recorded.get("suite", {})
-    if suite.get("date") == table["date"]:
-        assert abs(suite["seconds"] - table["total_seconds"]) <= 0.01 * table["total_seconds"]
+def test_timing_page_is_generated_from_the_timing_record():
+    from larpo_lite import timing_doc
+
+    assert (ROOT / "docs" / "timing.md").read_text() == timing_doc.render(), (
+        "docs/timing.md is stale: run python -m larpo_lite.timing_doc")
 
 
 # --------------------------------------------------------------------------- rendering
