@@ -226,14 +226,14 @@ def movement(d: Mapping[str, float]) -> str:
     """What the chosen and rejected log-probs did (:func:`drift`), in one clause."""
     c, r = d["chosen"], d["rejected"]
     if c < 0 and r < 0:
-        return ("both fell: the margin grew only because the rejected responses fell faster, "
-                "so probability left the training pairs altogether, for responses that are "
+        return ("both fell, and the margin grew only because the rejected responses fell "
+                "faster; probability left the training pairs altogether, for responses that are "
                 "neither the chosen nor the rejected ones")
     if c >= 0 > r:
-        return "the chosen rose and the rejected fell: the margin grew the way DPO intends"
+        return "the chosen rose and the rejected fell, the way DPO intends"
     if c >= 0 and r >= 0:
-        return "both rose, the chosen more: the policy grew surer of its training responses"
-    return "the chosen fell and the rejected rose: the policy moved against the preference"
+        return "both rose, the policy growing surer of all its training responses"
+    return "the chosen fell and the rejected rose, against the preference"
 
 
 def diagnosis(stats: PairedStats | None, d: Mapping[str, float] | None,
@@ -242,7 +242,7 @@ def diagnosis(stats: PairedStats | None, d: Mapping[str, float] | None,
     """The paragraph that reads the DPO round's curves against its accuracy: the lr and where
     it came from, the loss and margin, the chosen and rejected log-probs, the answers' length
     and truncation, and whether DPO after SFT lowered accuracy beyond 2 SE (a collapse)."""
-    out = [f"DPO after SFT trained at {setting['source']}, beta {setting['beta']:g}."]
+    out = [f"DPO after SFT trained with beta {setting['beta']:g} at {setting['source']}."]
     if stats is None or d is None:
         return " ".join(out + ["No training prompt had both a right and a wrong sample of the SFT "
                                "policy, so the DPO round did not train."])
