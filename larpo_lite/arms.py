@@ -335,7 +335,7 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
     and validation greedy of seed 0 with its over-optimized rounds circled; legend below."""
     import matplotlib.pyplot as plt
 
-    from .plotting import dodge, palette
+    from .plotting import dodge, errorbar_series, palette
 
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.8))
     colors = palette(len(arms))
@@ -344,11 +344,12 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
         ls = "-" if a.headline else ":" if not a.looping else "--"
         t = curve(r, "test")
         xs = dodge(list(range(len(t["mean"]))), i, len(arms), width=0.3, log=False)
-        axes[0].errorbar(xs, t["mean"], yerr=t["two_se"], color=c, ls=ls, marker="o", capsize=3,
-                         label=f"{a.name} ({len(a.seeds)} seed{'s' if len(a.seeds) > 1 else ''})")
+        errorbar_series(axes[0], xs, t["mean"], t["two_se"], color=c, ls=ls, marker="o", capsize=3,
+                        label=f"{a.name} ({len(a.seeds)} seed{'s' if len(a.seeds) > 1 else ''})")
         if "val_correct" in r[0][0]:
             v = curve(r[:1], "val")
-            axes[1].errorbar(xs, v["mean"], yerr=v["two_se"], color=c, ls=ls, marker="o", capsize=3)
+            errorbar_series(axes[1], xs, v["mean"], v["two_se"], color=c, ls=ls, marker="o",
+                            capsize=3, label=f"{a.name}, seed {a.seeds[0]}")
             for o in over_optimized_rounds(r[0]):
                 axes[1].plot(xs[o["round"]], v["mean"][o["round"]], "o", ms=14, mfc="none", color="red")
     n = len(per_problem(next(iter(runs.values()))[0][0], "test"))
@@ -367,23 +368,59 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
 
 
 def recall_after_arms(arms: Sequence[Arm], preset: str, n_problems: int, n_samples: int,
-                      n_grid: Sequence[int], temperature: float) -> dict[str, dict[int, float]]:
-    """``metrics.recall_after`` of notebook 07: Recall@N (pass@N) on the first ``n_problems``
-    test problems of the initial policy and of each headline arm's seed-0 policy after its last
-    round (``loop.recall_after``), ``{name: {N: pass@N}}``."""
+                      n_grid: Sequence[int], temperature: float) -> dict[str, dict[int, list[float]]]:
+    """Recall@N (pass@N) on the first ``n_problems`` test problems of the initial policy and of
+    each headline arm's seed-0 policy after its last round (``loop.recall_after``):
+    ``{name: {N: [P] per-problem pass@N}}`` (their means: ``metrics.recall_after`` of 07)."""
     from .loop import recall_after, run_dir
 
     head = [a for a in arms if a.headline]
     if not head:
         raise ValueError("no headline arm: nothing to measure Recall@N after")
     cfg0 = head[0].configs()[0]
-    out = {"initial policy": recall_after(cfg0, run_dir(cfg0, preset), n_problems, n_samples,
-                                          n_grid, temperature, iteration=0)}
+    def plain(curves: dict[int, Any]) -> dict[int, list[float]]:
+        return {int(n): [float(x) for x in v] for n, v in curves.items()}
+
+    out = {"initial policy": plain(recall_after(cfg0, run_dir(cfg0, preset), n_problems,
+                                                n_samples, n_grid, temperature, iteration=0))}
     for a in head:
         cfg = a.configs()[0]
-        out[a.name] = recall_after(cfg, run_dir(cfg, preset), n_problems, n_samples, n_grid,
-                                   temperature)
+        out[a.name] = plain(recall_after(cfg, run_dir(cfg, preset), n_problems, n_samples,
+                                         n_grid, temperature))
     return out
+
+
+def recall_summary(per_problem: dict[str, dict[Any, Sequence[float]]]) -> dict[str, Any]:
+    """From :func:`recall_after_arms`: ``curves`` ``{name: {N: pass@N}}``, ``two_se``
+    ``{name: {N: 2 SE over problems}}`` and ``vs_initial`` (each trained policy minus the
+    initial one at each N, paired over problems: diff, se, mde, verdict)."""
+    from .metrics import se_over_problems
+
+    curves = {k: {int(n): float(np.mean(v)) for n, v in c.items()} for k, c in per_problem.items()}
+    bars = {k: {int(n): 2 * se_over_problems(v) for n, v in c.items()} for k, c in per_problem.items()}
+    init = per_problem["initial policy"]
+    vs = {k: {int(n): paired_stats(init[n], v).row(k, "initial policy") for n, v in c.items()}
+          for k, c in per_problem.items() if k != "initial policy"}
+    return {"curves": curves, "two_se": bars, "vs_initial": vs}
+
+
+def recall_figure(summary: dict[str, Any], n_grid: Sequence[int]) -> Any:
+    """Recall@N of each policy with 2-SE bars over problems, log-scaled N, legend beside; the
+    title states each trained policy's change at the smallest and largest N."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import errorbar_series
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for name, curve in summary["curves"].items():
+        errorbar_series(ax, list(curve), list(curve.values()), list(summary["two_se"][name].values()),
+                        label=name, marker="o", capsize=3)
+    ax.set(xscale="log", xlabel="N (samples)", ylabel="Recall@N (pass@N), bars: 2 SE",
+           title=recall_title(summary["curves"]))
+    ax.set_xticks(list(n_grid), [str(n) for n in n_grid])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def sentence(row: dict[str, Any], claim: str, score_a: float | None = None,
@@ -458,10 +495,11 @@ def loop_findings(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
 
 def metrics_07(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
                comparisons: Sequence[dict[str, Any]], later: dict[str, dict[str, Any]],
-               recall: dict[str, dict[int, float]], tuned: dict[str, dict[str, Any]],
+               recall: dict[str, Any], tuned: dict[str, dict[str, Any]],
                what_we_saw: str) -> dict[str, Any]:
     """Notebook 07's metrics file: ``arms`` (:func:`arm_rows`), ``comparisons``,
-    ``recall_after`` (``{arm: {N: pass@N}}``), ``last_vs_first``, the runs' rows, the final
+    ``recall_after`` (``{arm: {N: pass@N}}``) with its 2-SE bars and paired changes from the
+    initial policy (:func:`recall_summary`), ``last_vs_first``, the runs' rows, the final
     seed-averaged ``test_greedy`` per arm (``init`` = round 0) and its per-problem means."""
     rows = arm_rows(arms, runs)
     first = next(iter(runs.values()))[0]
@@ -469,7 +507,8 @@ def metrics_07(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
             **{r["arm"]: r["test_greedy"][-1] for r in rows}}
     per = {"init": per_problem(first[0], "test").astype(int).tolist(),
            **{a.name: scores(runs[a.name]).tolist() for a in arms}}
-    return {"arms": rows, "comparisons": list(comparisons), "recall_after": recall,
+    return {"arms": rows, "comparisons": list(comparisons), "recall_after": recall["curves"],
+            "recall_after_two_se": recall["two_se"], "recall_after_vs_initial": recall["vs_initial"],
             "last_vs_first": later, "headline": [a.name for a in arms if a.headline],
             "test_greedy": test, "per_problem": per, "tuned": tuned, "runs": runs,
             "configs": {a.name: a.config.to_dict() for a in arms}, "what_we_saw": what_we_saw}

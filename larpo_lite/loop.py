@@ -56,7 +56,7 @@ from .loop_config import (  # noqa: F401  (re-exported: loop.LoopConfig, loop.RE
     offline_config,
 )
 from .loop_policy import LoopPolicy, lora, sample_seed
-from .metrics import recall_curve
+from .metrics import per_problem_recall
 from .progress import progress
 from .rewards import reranker_for
 from .run_folder import (  # noqa: F401  (re-exported: loop.read_results, loop.per_problem, ...)
@@ -560,11 +560,12 @@ def greedy_responses(cfg: LoopConfig, out_dir: str | Path, iteration: int | None
 
 def recall_after(cfg: LoopConfig, out_dir: str | Path, n_problems: int, n_samples: int,
                  n_grid: Sequence[int], temperature: float, iteration: int | None = None
-                 ) -> dict[int, float]:
+                 ) -> dict[int, Any]:
     """Recall@N (pass@N, the unbiased estimator) of a finished run's policy after ``iteration``
     (None: the last; 0: the initial policy, from the candidate cache that notebook 02 fills):
     ``n_samples`` responses at ``temperature`` to each of the first ``n_problems`` test
-    problems, ``{N: pass@N}`` for each N of ``n_grid`` (at most ``n_samples``)."""
+    problems; ``{N: [P] per-problem pass@N}`` for each N of ``n_grid`` (at most ``n_samples``),
+    whose means are the Recall@N curve and which compare paired across policies."""
     if max(n_grid) > n_samples:
         raise ValueError(f"pass@{max(n_grid)} needs at least that many samples, got {n_samples}")
     s = cfg.iterations if iteration is None else iteration
@@ -577,4 +578,4 @@ def recall_after(cfg: LoopConfig, out_dir: str | Path, n_problems: int, n_sample
                   seed=cfg.seed)
         got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0 and initial
                else sample_candidates(sampler, problems, run.tok, **kw))
-        return recall_curve(score_candidates(got, run.reranker).correct, n_grid)
+        return per_problem_recall(score_candidates(got, run.reranker).correct, n_grid)

@@ -321,45 +321,13 @@ def test_recall_after_a_run_is_a_pass_at_n_curve_of_its_trained_policy(tmp_path,
     cfg = LoopConfig(**{**TINY, "iterations": 1, "n_test": 3})
     run_loop(cfg, tmp_path / "run")
     calls = []
-    real = metrics.recall_curve
-    monkeypatch.setattr("larpo_lite.loop.recall_curve",
+    real = metrics.per_problem_recall
+    monkeypatch.setattr("larpo_lite.loop.per_problem_recall",
                         lambda c, grid: calls.append(c.shape) or real(c, grid))
     got = recall_after(cfg, tmp_path / "run", n_problems=2, n_samples=4, n_grid=[1, 2, 4],
                        temperature=1.0)
-    assert set(got) == {1, 2, 4} and all(0.0 <= v <= 1.0 for v in got.values())
+    assert set(got) == {1, 2, 4} and all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v)
+                                          for v in got.values())
     assert calls == [(2, 4)]  # 2 problems x 4 samples each
     with pytest.raises(ValueError, match="pass@8 needs at least"):
         recall_after(cfg, tmp_path / "run", 2, 4, [1, 8], 1.0)
-
-
-def test_a_round_records_the_log_probs_behind_its_margin_per_step(tmp_path):
-    """Beside the losses, each trained round's row holds the margin and the chosen and rejected
-    log-probs (policy and reference) per optimizer step (notebook 03 plots them)."""
-    cfg = LoopConfig(**{**TINY, "iterations": 1, "eval_samples": 0, "gold_in_list": True})
-    (row,) = run_loop(cfg, tmp_path / "run")[1:]
-    for key in ("margins", "chosen_logps", "rejected_logps", "chosen_ref_logps", "rejected_ref_logps"):
-        assert len(row[key]) == row["train_steps"] == len(row["losses"]), key
-    first = 0  # the policy is its own reference before its first update
-    assert row["chosen_logps"][first] == pytest.approx(row["chosen_ref_logps"][first], rel=1e-5)
-
-
-def test_an_sft_start_samples_its_own_policy_not_the_initial_policys_cache(tmp_path, monkeypatch):
-    """Round 0 of a run from the SFT policy is the SFT policy: pass@N and greedy answers after
-    round 0 are sampled from it, never read from the initial policy's disk cache."""
-    import dataclasses
-
-    from larpo_lite import cache
-    from larpo_lite.loop import greedy_responses, recall_after
-
-    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
-    cfg = dataclasses.replace(LoopConfig(**{**TINY, "iterations": 1, "eval_samples": 0, "n_test": 2}),
-                              start="sft", sft_lr=5e-2, sft_epochs=1, gold_in_list=True)
-    run_loop(cfg, tmp_path / "run")
-
-    def no_cache(*args, **kwargs):
-        raise AssertionError("the initial policy's cache was read for the SFT policy")
-
-    monkeypatch.setattr(cache, "cached_candidates", no_cache)
-    monkeypatch.setattr("larpo_lite.loop.cand_cache.cached_candidates", no_cache)
-    assert set(recall_after(cfg, tmp_path / "run", 2, 2, [1, 2], 1.0, iteration=0)) == {1, 2}
-    assert len(greedy_responses(cfg, tmp_path / "run", iteration=0).generations) == 2
