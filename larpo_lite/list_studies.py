@@ -403,7 +403,7 @@ def figure(studies: Sequence[Study], runs: dict[str, Rows], rows: Sequence[dict[
     SE); legends below the panels."""
     import matplotlib.pyplot as plt
 
-    from .plotting import dodge, n_axis, palette, set_style, zoom_y
+    from .plotting import dodge, errorbar_series, n_axis, palette, set_style, zoom_y
 
     set_style()
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
@@ -416,8 +416,8 @@ def figure(studies: Sequence[Study], runs: dict[str, Rows], rows: Sequence[dict[
         ys = [float(_scores(runs[s.name]).mean()) for s in group]
         errs = [2 * vs_init[s.name]["se"] for s in group]
         for x, y, e, s, c in zip(xs, ys, errs, group, palette(len(group)), strict=True):
-            ax.errorbar([x], [y], yerr=[e], fmt="o", ms=8, capsize=5, color=c,
-                        label=f"{display(s.name)} ({s.shared or '06'})")
+            errorbar_series(ax, [x], [y], [e], fmt="o", ms=8, capsize=5, color=c,
+                            label=f"{display(s.name)} ({s.shared or '06'})")
         ax.axhline(init, color="black", ls="--", lw=1, label=f"initial policy {init:.3f}")
         zoom_y(ax, [*np.add(ys, errs), *np.subtract(ys, errs), init], **limits)
         ax.set_ylabel(f"greedy test {unit}")
@@ -431,8 +431,8 @@ def figure(studies: Sequence[Study], runs: dict[str, Rows], rows: Sequence[dict[
     ax = axes[0, 1]
     if usable is not None:
         ks = list(usable.index)
-        ax.errorbar(dodge(ks, 0, 3, 0.04), usable["observed"], yerr=usable["two_se"], marker="o",
-                    capsize=4, label="observed (round 1)")
+        errorbar_series(ax, dodge(ks, 0, 3, 0.04), usable["observed"], usable["two_se"], marker="o",
+                        capsize=4, label="observed (round 1)")
         ax.plot(dodge(ks, 1, 3, 0.04), usable["predicted, per prompt"], marker="s", ls="--",
                 label="predicted, per-prompt p")
         ax.plot(dodge(ks, 2, 3, 0.04), usable["predicted, overall p"], marker="^", ls=":",
@@ -450,8 +450,8 @@ def figure(studies: Sequence[Study], runs: dict[str, Rows], rows: Sequence[dict[
     mem = [s for s in studies if s.section == "memory"]
     for i, (s, c) in enumerate(zip(mem, palette(len(mem)), strict=True)):
         cur = A.curve([runs[s.name]])
-        ax.errorbar(dodge(range(len(cur["mean"])), i, len(mem), 0.2, log=False), cur["mean"],
-                    yerr=cur["two_se"], marker="o", capsize=4, color=c, label=f"{s.setting} ({s.shared or '06'})")
+        errorbar_series(ax, dodge(range(len(cur["mean"])), i, len(mem), 0.2, log=False), cur["mean"],
+                        cur["two_se"], marker="o", capsize=4, color=c, label=f"{s.setting} ({s.shared or '06'})")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="round (0 = initial policy)", ylabel=f"greedy test {unit}",
            title="memory, after the last round: " + finding(heads.get("memory")))

@@ -326,7 +326,7 @@ def round_one_figure(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[
     import matplotlib.pyplot as plt
 
     from .loop import per_problem
-    from .plotting import palette, set_style, zoom_y
+    from .plotting import errorbar_series, palette, set_style, zoom_y
 
     set_style()
     fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
@@ -337,8 +337,8 @@ def round_one_figure(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[
     for i, (a, c) in enumerate(zip(arm_list, colours, strict=True)):
         s = A.scores(runs[a.name], round_=1)
         r = by[(a.name, "init")]
-        ax.errorbar([i], [s.mean()], yerr=[2 * r["se"]], fmt="o", ms=8, capsize=5, color=c,
-                    label=f"{a.name}: mean of {len(s)} seed{'s' if len(s) > 1 else ''}")
+        errorbar_series(ax, [i], [s.mean()], [2 * r["se"]], fmt="o", ms=8, capsize=5, color=c,
+                        label=f"{a.name}: mean of {len(s)} seed{'s' if len(s) > 1 else ''}")
         ax.scatter([i] * len(s), s.mean(axis=1), color=c, alpha=0.4, s=16)
         ys += [s.mean() - 2 * r["se"], s.mean() + 2 * r["se"], *s.mean(axis=1)]
     ax.axhline(init, color="black", ls="--", lw=1, label=f"initial policy {init:.3f}")
@@ -349,9 +349,9 @@ def round_one_figure(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[
     diffs = [r for r in rows if r["b"] == PAIRWISE_ARM]
     for j, r in enumerate(diffs):
         hollow = r["label"] == "single-seed"
-        ax_d.errorbar([j], [r["diff"]], yerr=[2 * r["se"]], fmt="o", ms=8, capsize=5,
-                      color=colours[[a.name for a in arm_list].index(r["a"])],
-                      mfc="white" if hollow else None)
+        errorbar_series(ax_d, [j], [r["diff"]], [2 * r["se"]], fmt="o", ms=8, capsize=5,
+                        color=colours[[a.name for a in arm_list].index(r["a"])],
+                        mfc="white" if hollow else None, label=f"{r['a']} minus {r['b']}")
     ax_d.axhline(0, color="black", lw=0.8)
     ax_d.set_xlim(-0.5, max(len(diffs), 1) - 0.5)
     ax_d.set_xticks(range(len(diffs)), [f"{r['objective_a']}\n({r['label']})" for r in diffs])
