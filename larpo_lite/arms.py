@@ -302,6 +302,20 @@ def run_parallel(arms: Sequence[Arm], preset: str, workers: int = 1,
 # ------------------------------------------------------------------ notebook 07's one-call views
 
 
+def score_name(arms: Sequence[Arm]) -> str:
+    """"accuracy" on a task with a verifier, "mean reward" where a reward model scores it."""
+    from .tasks import has_verifier
+
+    return "accuracy" if has_verifier(arms[0].config.task) else "mean reward"
+
+
+def run_line(params: Any, arms: Sequence[Arm], n_eval: int) -> str:
+    """One line naming this run: preset, model, task, seeds and what "greedy" measures."""
+    return (f"preset={params.preset} model={params.model_name} task={arms[0].config.task} "
+            f"seeds={list(params.train_seeds)} test problems={n_eval} "
+            f"greedy = {score_name(arms)}")
+
+
 def arm_table(arms: Sequence[Arm]) -> list[dict[str, Any]]:
     """One row per arm for a notebook to show before running: what it trains and on what
     budget (the reference policy printed, as every arm shares it)."""
@@ -330,7 +344,7 @@ def comparisons(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]]
 
 
 def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]]],
-                  title: str) -> Any:
+                  title: str, unit: str = "accuracy") -> Any:
     """Test greedy accuracy per round of every arm (seed-averaged, 2-SE bars against round 0)
     and validation greedy of seed 0 with its over-optimized rounds circled; legend below."""
     import matplotlib.pyplot as plt
@@ -354,9 +368,9 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
                 axes[1].plot(xs[o["round"]], v["mean"][o["round"]], "o", ms=14, mfc="none", color="red")
     n = len(per_problem(next(iter(runs.values()))[0][0], "test"))
     axes[0].set(title=f"test ({n} problems, seeds averaged)", xlabel="round (0 = initial policy)",
-                ylabel="greedy accuracy (bars: 2 SE vs round 0)")
+                ylabel=f"greedy {unit} (bars: 2 SE vs round 0)")
     axes[1].set(title="validation, seed 0 (red ring: fell beyond 2 SE, over-optimized)",
-                xlabel="round (0 = initial policy)", ylabel="greedy accuracy (bars: 2 SE vs round 0)")
+                xlabel="round (0 = initial policy)", ylabel=f"greedy {unit} (bars: 2 SE vs round 0)")
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)
@@ -371,9 +385,12 @@ def recall_after_arms(arms: Sequence[Arm], preset: str, n_problems: int, n_sampl
                       n_grid: Sequence[int], temperature: float) -> dict[str, dict[int, list[float]]]:
     """Recall@N (pass@N) on the first ``n_problems`` test problems of the initial policy and of
     each headline arm's seed-0 policy after its last round (``loop.recall_after``):
-    ``{name: {N: [P] per-problem pass@N}}`` (their means: ``metrics.recall_after`` of 07)."""
+    ``{name: {N: [P] per-problem pass@N}}`` (their means: ``metrics.recall_after`` of 07);
+    ``{}`` on a reward-scored task (no right or wrong answers to recall)."""
     from .loop import recall_after, run_dir
 
+    if score_name(arms) != "accuracy":  # Recall@N needs right and wrong answers
+        return {}
     head = [a for a in arms if a.headline]
     if not head:
         raise ValueError("no headline arm: nothing to measure Recall@N after")
@@ -398,6 +415,8 @@ def recall_summary(per_problem: dict[str, dict[Any, Sequence[float]]]) -> dict[s
 
     curves = {k: {int(n): float(np.mean(v)) for n, v in c.items()} for k, c in per_problem.items()}
     bars = {k: {int(n): 2 * se_over_problems(v) for n, v in c.items()} for k, c in per_problem.items()}
+    if not per_problem:
+        return {"curves": {}, "two_se": {}, "vs_initial": {}}
     init = per_problem["initial policy"]
     vs = {k: {int(n): paired_stats(init[n], v).row(k, "initial policy") for n, v in c.items()}
           for k, c in per_problem.items() if k != "initial policy"}
@@ -412,6 +431,11 @@ def recall_figure(summary: dict[str, Any], n_grid: Sequence[int]) -> Any:
     from .plotting import errorbar_series
 
     fig, ax = plt.subplots(figsize=(8, 4.2))
+    if not summary["curves"]:
+        ax.text(0.5, 0.5, "no Recall@N: a reward-scored task has no right or wrong answers",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     for name, curve in summary["curves"].items():
         errorbar_series(ax, list(curve), list(curve.values()), list(summary["two_se"][name].values()),
                         label=name, marker="o", capsize=3)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import arms as A
+from .arms import run_line, score_name  # noqa: F401  (ranking_round.run_line in 04)
 from .losses import LOSSES, loss_and_push
 
 NAMES = tuple(LOSSES)  # pairwise, contrastive, lambdarank, listmle
@@ -194,13 +195,6 @@ def looping(arm_list: Sequence[A.Arm]) -> list[A.Arm]:
 
 def objective_of(arm: A.Arm) -> str:
     return arm.config.objective
-
-
-def score_name(arm_list: Sequence[A.Arm]) -> str:
-    """"accuracy" on a task with a verifier, "mean reward" where a reward model scores it."""
-    from .tasks import has_verifier
-
-    return "accuracy" if has_verifier(arm_list[0].config.task) else "mean reward"
 
 
 def round_one_rows(arm_list: Sequence[A.Arm], runs: Runs) -> list[dict[str, Any]]:
@@ -474,13 +468,6 @@ def findings_text(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[str
                    f"of {min(mdes):.3f} to {max(mdes):.3f} or more (80% power).")
     out.append(f"Notebook 07 continues these runs to round {iterations} and compares them there.")
     return " ".join(out)
-
-
-def run_line(params: Any, arm_list: Sequence[A.Arm], n_eval: int) -> str:
-    """One line naming this run: preset, model, task, seeds and what "greedy" measures."""
-    return (f"preset={params.preset} model={params.model_name} task={arm_list[0].config.task} "
-            f"seeds={list(params.train_seeds)} test problems={n_eval} "
-            f"greedy = {score_name(arm_list)}")
 
 
 def metrics_04(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[str, Any]],

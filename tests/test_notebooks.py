@@ -148,8 +148,9 @@ def test_alignment_notebooks_run_on_a_reward_scored_task(tmp_path, uf_dir):
     # runs, before the loop's pass@N / reward@N evaluation
     assert "reward@2" in rows[0] and all("pass@2" not in r for r in rows)
     r07 = json.loads((tmp_path / "reports" / "07_larpo_loop.json").read_text())
-    runs = r07["metrics"]["runs"]
-    assert all("test_reward@2" in rows[-1] for rows in runs.values())
+    runs = r07["metrics"]["runs"]  # {arm: [rows of each seed]}
+    assert all("test_reward@2" in rows[-1] for seeds in runs.values() for rows in seeds)
+    assert r07["metrics"]["recall_after"] == {}  # no right or wrong answers to recall
 
 
 # ---------------------------------------------------------------- what a run writes (no kernel)
