@@ -164,12 +164,16 @@ class SuiteClock:
         self.path = (root or runs_dir() / DEFAULT_PRESET) / SEGMENTS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            earlier = json.loads(self.path.read_text()).get("segments", [])
+            record = json.loads(self.path.read_text())
+            earlier = record.get("segments", [])
         except (OSError, ValueError, AttributeError):
-            earlier = []
+            record, earlier = {}, []
         self.segments = [float(x) for x in earlier if isinstance(x, (int, float))]
         self.resumed = bool(self.segments)
-        self.started = time.time()
+        # when the whole run began: its first segment's start (work done in an earlier segment
+        # is this run's own, not reused: reused_work)
+        first = record.get("started") if self.resumed else None
+        self.started = float(first) if isinstance(first, (int, float)) else time.time()
         self._t0 = time.perf_counter()
         self.segments.append(0.0)
         self._stop = threading.Event()
@@ -180,7 +184,7 @@ class SuiteClock:
     def _write(self) -> None:
         self.segments[-1] = round(time.perf_counter() - self._t0, 1)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"segments": self.segments}))
+        tmp.write_text(json.dumps({"segments": self.segments, "started": self.started}))
         os.replace(tmp, self.path)
 
     def _beat(self) -> None:

@@ -58,3 +58,17 @@ def test_the_scheduler_takes_the_plan_until_a_later_default_run_measured_the_not
     # planned after the 11-30 run: the plan; 07 measured after the plan: the measurement
     assert got == {"04": 3200.0, "06": 1500.0, "07": 9000.0, "08": 40.0}
     assert schedule(["04", "06", "07", "08"], set(), set(), got) == "04"  # 04 then 07: longest chain
+
+
+def test_a_resumed_default_run_starts_when_its_first_segment_started(tmp_path):
+    from larpo_lite import notebooks
+
+    first = notebooks.SuiteClock(root=tmp_path)
+    began = first.started
+    first.stop(finished=False)  # cut: the segment stays for the next start
+    second = notebooks.SuiteClock(root=tmp_path)
+    assert second.resumed and second.started == began  # work of segment 1 is this run's own
+    assert len(second.stop(finished=True)["segments"]) == 2
+    third = notebooks.SuiteClock(root=tmp_path)  # after a finished run: a new start
+    assert not third.resumed and third.started >= began
+    third.stop(finished=True)
