@@ -17,11 +17,12 @@ warning and sampled again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,40 @@ def load_candidates(path: str | Path, problems: Sequence[Problem]) -> CandidateS
 def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: Any, k: int,
                       temperature: float, max_new_tokens: int, top_p: float = 1.0,
                       seed: int = 0, root: str | Path | None = None) -> CandidateSet:
-    """``sample_candidates`` through the disk cache (sampled once, then read back)."""
+    """``sample_candidates`` through the disk cache (sampled once, then read back). Two
+    processes asking for the same samples at once (two loop runs of one seed starting
+    together) do not both sample: the second waits on the key's lock, then reads the first's
+    file."""
     prompts = prompts_for(problems, tokenizer)
     key = candidates_key(sampler, problems, k, temperature, max_new_tokens, top_p, seed, prompts)
     path = Path(root or cache_root()) / f"{sampler.model_name.replace('/', '_')}-T{temperature}-k{k}-{key}.jsonl"
+    with _key_lock(path):
+        return _read_or_sample(path, sampler, problems, tokenizer, k, temperature, max_new_tokens,
+                               top_p, seed)
+
+
+@contextlib.contextmanager
+def _key_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` (``flock``; released when the holder ends, even
+    killed); no lock where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: duplicates are possible, never wrong
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_or_sample(path: Path, sampler: Sampler, problems: Sequence[Problem], tokenizer: Any,
+                    k: int, temperature: float, max_new_tokens: int, top_p: float,
+                    seed: int) -> CandidateSet:
+    """The cached samples at ``path``, else sampled and saved (the caller holds its lock)."""
     if path.is_file():
         try:
             return load_candidates(path, problems)
