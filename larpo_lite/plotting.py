@@ -123,7 +123,8 @@ def errorbar_series(ax: Any, x: Sequence[Any], y: Sequence[float], two_se: Seque
         drawn = ax.bar(x, y, yerr=err, label=label, **kwargs)
     else:
         kwargs.setdefault("capsize", 3)
-        kwargs.setdefault("marker", "o")
+        if "fmt" not in kwargs:  # a format string names its own marker (both: a warning)
+            kwargs.setdefault("marker", "o")
         drawn = ax.errorbar(x, y, yerr=err, label=label, **kwargs)
     record = {"label": "" if label is None else str(label), "x": _values(x), "y": _num(y),
               "two_se": None if err is None else _num(err)}

@@ -108,3 +108,21 @@ def test_bad_bars_are_refused():
         plotting.errorbar_series(ax, [1, 2], [0.1, 0.2], [0.1], label="a")
     with pytest.raises(ValueError, match="negative half-width"):
         plotting.errorbar_series(ax, [1, 2], [0.1, 0.2], [0.1, -0.1], label="a")
+
+
+def test_a_format_string_draws_without_a_warning(tmp_path):
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from larpo_lite import plotting
+
+    fig, ax = plt.subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when fmt and marker both name one
+        plotting.errorbar_series(ax, [0], [0.5], [0.1], fmt="o", label="a")
+        plotting.errorbar_series(ax, [1], [0.4], [0.1], label="b")
+    plt.close(fig)
