@@ -139,15 +139,10 @@ def verifier_vs_majority(run: Run) -> str:
 
 
 def look_alike(run: Run) -> str:
-    nb = "05_hard_negatives"
     why = ("A response that follows the right steps and slips once (a wrong operation, a copied "
            "number): the model scores it close to a right one, the verifier marks it wrong. These "
            "are the hard negatives of notebook 05: the policy's own wrong answers.")
-    tiers = run.param(nb, "tiers") or []
-    row = run.row(nb, tiers[-1], tiers[0]) if len(tiers) > 1 else None
-    if row is None:
-        return f"{why} {run.missing(nb, 'paired comparison of the hardest tier against the easiest')}"
-    return f"{why} Trained on them, against unrelated negatives: {said_row(row)}. {_from(run, nb)}"
+    return _hardest_vs_easiest(run, why, "Trained on them, against unrelated negatives:")
 
 
 # --------------------------------------------------------------------------- 02
@@ -351,16 +346,22 @@ def _tiers(run: Run) -> list[str]:
     return [str(t) for t in run.param("05_hard_negatives", "tiers") or []]
 
 
-def hard_vs_unrelated(run: Run) -> str:
+def _hardest_vs_easiest(run: Run, why: str, lead: str) -> str:
+    """``why``, then 05's paired comparison of its hardest tier against its easiest (or where
+    it is missing)."""
     nb = "05_hard_negatives"
-    why = ("The DPO gradient on a rejected response is the model's own probability of preferring it "
-           "(the board): an unrelated answer it already scores far below the positive gets almost "
-           "no push, its own near-miss the largest.")
     tiers = _tiers(run)
     row = run.row(nb, tiers[-1], tiers[0]) if len(tiers) > 1 else None
     if row is None:
         return f"{why} {run.missing(nb, 'paired comparison of the hardest tier against the easiest')}"
-    return f"{why} This run: {said_row(row)}. {_from(run, nb)}"
+    return f"{why} {lead} {said_row(row)}. {_from(run, nb)}"
+
+
+def hard_vs_unrelated(run: Run) -> str:
+    why = ("The DPO gradient on a rejected response is the model's own probability of preferring it "
+           "(the board): an unrelated answer it already scores far below the positive gets almost "
+           "no push, its own near-miss the largest.")
+    return _hardest_vs_easiest(run, why, "This run:")
 
 
 def other_prompt(run: Run) -> str:
