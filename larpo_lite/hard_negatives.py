@@ -308,20 +308,18 @@ def false_positives(a: Mapping[str, Any], width: int = 240) -> str:
         one = " ".join(text.split())
         return one if len(one) <= width else one[: width - 3] + "..."
 
-    out = []
-    if a["example_own"]:
-        e = a["example_own"]
-        out.append(f"Marked right for its own problem, by the last-number fallback only:\n"
-                   f"  problem: {clip(e['question'])}  (gold {e['gold']})\n  response: {clip(e['response'])}")
-    else:
-        out.append("No response was marked right by the last-number fallback without showing the gold.")
-    if a["example_other"]:
-        e = a["example_other"]
-        out.append(f"Marked right for ANOTHER problem (gold {e['other_gold']}: {clip(e['other_question'])}):\n"
-                   f"  written for: {clip(e['question'])}\n  response: {clip(e['response'])}")
-    else:
-        out.append("No response was marked right against another problem's gold.")
-    return "\n".join(out)
+    def own(e: Mapping[str, Any]) -> str:
+        return (f"Marked right for its own problem, by the last-number fallback only:\n"
+                f"  problem: {clip(e['question'])}  (gold {e['gold']})\n  response: {clip(e['response'])}")
+
+    def other(e: Mapping[str, Any]) -> str:
+        return (f"Marked right for ANOTHER problem (gold {e['other_gold']}: {clip(e['other_question'])}):\n"
+                f"  written for: {clip(e['question'])}\n  response: {clip(e['response'])}")
+
+    shown = [(a["example_own"], own,
+              "No response was marked right by the last-number fallback without showing the gold."),
+             (a["example_other"], other, "No response was marked right against another problem's gold.")]
+    return "\n".join(show(e) if e else none for e, show, none in shown)
 
 
 def _binomial_se(p: float | None, n: int) -> float:

@@ -360,9 +360,11 @@ def round_one_figure(arm_list: Sequence[A.Arm], runs: Runs, rows: Sequence[dict[
 def graded_vs_binary(params: Any) -> dict[str, dict[str, Any]]:
     """``metrics.graded_vs_binary`` of the validation study for ``params``' preset (this run's
     ``tuning_validation.json``, else the committed one, as :func:`larpo_lite.tune.read_choices`
-    reads the step sizes); ``{}`` when the study has not measured it."""
+    reads the step sizes); ``{}`` when the study has not measured it. Each row's ``mde`` is
+    recomputed as ``MDE_Z`` x its ``se`` (80% power), whatever the file's code wrote."""
     import json
 
+    from .metrics import MDE_Z
     from .paths import repo_root
 
     for path in (params.out_dir("reports", create=False) / "tuning_validation.json",
@@ -370,7 +372,8 @@ def graded_vs_binary(params: Any) -> dict[str, dict[str, Any]]:
         if path.is_file():
             record = json.loads(path.read_text())
             if record.get("params", {}).get("preset") == params.preset:
-                return record.get("metrics", {}).get("graded_vs_binary") or {}
+                rows = record.get("metrics", {}).get("graded_vs_binary") or {}
+                return {name: {**r, "mde": MDE_Z * float(r["se"])} for name, r in rows.items()}
     return {}
 
 

@@ -139,9 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if docs/timing.md is stale")
     args = ap.parse_args(argv)
     if args.check:
-        ok = doc_path().read_text() == render()
-        print(f"docs/timing.md: {'up to date' if ok else 'stale: run python -m larpo_lite.timing_doc'}")
-        return 0 if ok else 1
+        from .reports import check_generated
+
+        return check_generated(doc_path(), render(), "larpo_lite.timing_doc")
     print(write())
     return 0
 

@@ -821,11 +821,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if bad else 0
     if args.seed_timing:
         print(seed_timing())
-    guide = repo_root() / GUIDE
     if args.check:
-        fresh = guide.is_file() and guide.read_text() == render()
-        print(f"{GUIDE}: {'up to date' if fresh else 'stale: run python -m larpo_lite.workshop'}")
-        return 0 if fresh else 1
+        from .reports import check_generated
+
+        return check_generated(repo_root() / GUIDE, render(), "larpo_lite.workshop")
     print(write_guide())
     return 0
 

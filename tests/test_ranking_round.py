@@ -98,7 +98,10 @@ def test_graded_vs_binary_is_read_for_the_preset_or_said_not_measured(tmp_path):
     (tmp_path / "tuning_validation.json").write_text(json.dumps(
         {"params": {"preset": "mine"}, "metrics": {"graded_vs_binary": {"listmle": row}}}))
     got = rr.graded_vs_binary(params)
-    assert got == {"listmle": row}
+    assert got == {"listmle": {**row, "mde": pytest.approx(2.8 * 0.02)}}
+    (tmp_path / "tuning_validation.json").write_text(json.dumps(  # written with MDE = 2 SE
+        {"params": {"preset": "mine"}, "metrics": {"graded_vs_binary": {"listmle": {**row, "mde": 0.04}}}}))
+    assert rr.graded_vs_binary(params)["listmle"]["mde"] == pytest.approx(0.056)
     text = rr.graded_text(got)
     assert "MDE 0.056" in text and "inconclusive (within 2 SE)" in text
     params.preset = "other"  # another preset's study is not this run's

@@ -38,11 +38,15 @@ def test_what_was_given_up_follows_the_preset(tmp_path):
     assert "05 and 06 train on 17 prompts per round" in timing_doc.render(root)
 
 
-def test_write_then_check_is_up_to_date(tmp_path, monkeypatch):
+def test_write_then_check_is_up_to_date(tmp_path, monkeypatch, capsys):
     root = _copy(tmp_path)
     (root / "docs").mkdir()
     monkeypatch.setattr(timing_doc, "repo_root", lambda: root)
     timing_doc.write()
     assert timing_doc.main(["--check"]) == 0
     (root / "docs" / "timing.md").write_text("stale\n")
+    capsys.readouterr()
+    assert timing_doc.main(["--check"]) == 1
+    assert "timing.md: stale: run python -m larpo_lite.timing_doc" in capsys.readouterr().out
+    (root / "docs" / "timing.md").unlink()  # a missing file is stale too, not a traceback
     assert timing_doc.main(["--check"]) == 1
