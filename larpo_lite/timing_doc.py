@@ -100,8 +100,8 @@ def render(root: str | Path | None = None) -> str:
     if nbs:
         if suite.get("resumed"):
             lines += ["A resumed run executes every notebook again, so each notebook's seconds "
-                      "below are its execution in the last segment: it reads back the rounds that "
-                      "earlier segments trained. The total above counts every segment.", ""]
+                      "below are its last execution, which reads back the rounds that earlier "
+                      "segments trained. The total above counts every segment.", ""]
         lines += ["| notebook | seconds | replay seconds | solutions seconds |", "|---|---|---|---|"]
         for name in sorted(nbs):
             s = sol.get(f"{name}_solutions", {}).get("seconds", "-")

@@ -25,11 +25,11 @@ def test_the_doc_states_the_recorded_run_and_changes_with_it(tmp_path):
     assert "**8130 s (135.5 min)**" in text and "from an empty `runs/`" in text
     assert "2 segments (4000 s, 4130 s), summed" in text
     assert "over the 120-minute aim and within the 150-minute limit" in text
-    assert "its execution in the last segment" in text  # a resumed run's per-notebook seconds
+    assert "its last execution, which reads back" in text  # a resumed run's per-notebook seconds
     data["suite"].update(seconds=7000, reused=["round 1 from x"], resumed=False)
     path.write_text(json.dumps(data))
     text = timing_doc.render(root)
-    assert "last segment" not in text
+    assert "last execution" not in text
     assert "116.7 min" in text and "within the aim" in text and "reusing 1 trained round(s)" in text
 
 
