@@ -366,12 +366,13 @@ def graded_vs_binary(params: Any) -> dict[str, dict[str, Any]]:
 
     from .metrics import MDE_Z
     from .paths import repo_root
+    from .replay import results_preset
 
     for path in (params.out_dir("reports", create=False) / "tuning_validation.json",
                  repo_root() / "reports" / "tuning_validation.json"):
         if path.is_file():
             record = json.loads(path.read_text())
-            if record.get("params", {}).get("preset") == params.preset:
+            if record.get("params", {}).get("preset") == results_preset(params):
                 rows = record.get("metrics", {}).get("graded_vs_binary") or {}
                 return {name: {**r, "mde": MDE_Z * float(r["se"])} for name, r in rows.items()}
     return {}

@@ -339,10 +339,12 @@ def read_choices(params: Any) -> dict[str, dict[str, Any]]:
     (a run of the default preset with a changed value writes its reports under ``runs/`` but
     trains at the default study's step sizes); ``{}`` when neither belongs to its preset."""
     from .paths import repo_root
+    from .replay import results_preset
 
     own = params.out_dir("reports", create=False) / "tuning_validation.json"
     committed = repo_root() / "reports" / "tuning_validation.json"
-    return chosen_settings(own, params.preset) or chosen_settings(committed, params.preset)
+    preset = results_preset(params)  # a replay reads the recorded preset's study
+    return chosen_settings(own, preset) or chosen_settings(committed, preset)
 
 
 def apply_choice(cfg: LoopConfig, chosen: dict[str, dict[str, Any]]) -> LoopConfig:
