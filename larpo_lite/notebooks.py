@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -50,11 +51,20 @@ def notebook_paths(only: Sequence[str] | None = None, folder: str | Path = "note
     return [p for p in nbs if p.name[:2] in wanted]
 
 
-# Set for the notebook kernels: no progress bars (larpo_lite.progress) and no debugger warning.
-HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+# Set for the notebook kernels, so that no progress bar reaches an executed copy:
+# LARPO_LITE_PROGRESS=0 turns off the package's own bars (larpo_lite.progress, retrieval.encode);
+# TQDM_DISABLE=1 every other tqdm bar left at its default (tqdm reads TQDM_<argument> as the
+# argument's default); HF_HUB_DISABLE_PROGRESS_BARS=1 huggingface_hub's and transformers' bars
+# (transformers' "Loading weights" bar, sentence-transformers' model load);
+# PYDEVD_DISABLE_FILE_VALIDATION=1 the debugger's frozen-modules notice on the kernel's stderr.
+# Warnings are not silenced here: one that reaches an output is named when the executed copy is
+# written and fails tests/test_clean_outputs.py (silence a harmless one where it is raised).
+HEADLESS_ENV = {"LARPO_LITE_PROGRESS": "0", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
-# Notebooks that read another's cached results; run side by side, they wait for it.
-DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "07": ("04",)}
+# Notebooks that read another's cached results or continue its runs (06 and 07 take round 1 of
+# the loop runs 04 starts); run side by side, they wait for it.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"02": ("01",), "06": ("04",), "07": ("04",)}
 
 
 def schedule(numbers: Sequence[str], finished: set[str], running: set[str],
@@ -75,16 +85,32 @@ def schedule(numbers: Sequence[str], finished: set[str], running: set[str],
     return max(ready, key=lambda n: (chain(n), -numbers.index(n))) if ready else None
 
 
-def recorded_seconds() -> dict[str, float]:
-    """Each notebook's last default-run wall time by number (``reports/timing.json``), or {}."""
+PLAN = "benchmarks/results/default_run_plan.json"  # benchmarks/default_run_plan.py writes it
+
+
+def recorded_seconds(root: Path | None = None) -> dict[str, float]:
+    """Each notebook's expected wall time by number: its last default-run time
+    (``reports/timing.json``), or, where the default run's plan (:data:`PLAN`, made from
+    measured unit costs before the run it plans) is newer than that measurement, the plan's."""
     import json
 
-    path = repo_root() / "reports" / "timing.json"
-    try:
-        entries = json.loads(path.read_text()).get("notebooks", {})
-    except (OSError, ValueError):
-        return {}
-    return {name[:2]: float(e["seconds"]) for name, e in entries.items() if "seconds" in e}
+    root = root or repo_root()
+
+    def read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    entries = read(root / "reports" / "timing.json").get("notebooks", {})
+    out = {name[:2]: (str(e.get("date", "")), float(e["seconds"]))
+           for name, e in entries.items() if "seconds" in e}
+    plan = read(root / PLAN)
+    planned_on = str(plan.get("measured", ""))[:10]
+    for n, sec in (plan.get("notebooks") or {}).items():
+        if n not in out or out[n][0] < planned_on:
+            out[n] = (planned_on, float(sec))
+    return {n: sec for n, (_, sec) in out.items()}
 
 
 def reused_work_note(since: float, root: Path | None = None) -> str:
@@ -138,12 +164,16 @@ class SuiteClock:
         self.path = (root or runs_dir() / DEFAULT_PRESET) / SEGMENTS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            earlier = json.loads(self.path.read_text()).get("segments", [])
+            record = json.loads(self.path.read_text())
+            earlier = record.get("segments", [])
         except (OSError, ValueError, AttributeError):
-            earlier = []
+            record, earlier = {}, []
         self.segments = [float(x) for x in earlier if isinstance(x, (int, float))]
         self.resumed = bool(self.segments)
-        self.started = time.time()
+        # when the whole run began: its first segment's start (work done in an earlier segment
+        # is this run's own, not reused: reused_work)
+        first = record.get("started") if self.resumed else None
+        self.started = float(first) if isinstance(first, (int, float)) else time.time()
         self._t0 = time.perf_counter()
         self.segments.append(0.0)
         self._stop = threading.Event()
@@ -154,7 +184,7 @@ class SuiteClock:
     def _write(self) -> None:
         self.segments[-1] = round(time.perf_counter() - self._t0, 1)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"segments": self.segments}))
+        tmp.write_text(json.dumps({"segments": self.segments, "started": self.started}))
         os.replace(tmp, self.path)
 
     def _beat(self) -> None:
@@ -340,6 +370,8 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
 # ---------------------------------------------------------------- executed copies
 
 EXECUTED_DIR = "executed"  # the default run's executed notebooks, committed (repo root)
+SOLUTIONS_FOLDER = "notebooks/solutions"  # the exercise solutions, NN_*_solutions.ipynb
+SOLUTIONS_EXECUTED_DIR = "executed/solutions"  # the default run's executed solutions, committed
 EXECUTED_MAX_BYTES = 2_000_000  # each executed copy at most 2 MB
 EXECUTED_PRESET = "default"
 INJECTED_TAG = "injected-parameters"  # papermill's cell holding the values it passed
@@ -364,20 +396,31 @@ def is_default_run(preset: str, folder: str | Path = "notebooks", overrides: dic
     return Params.from_mapping(values, source=str(path)).is_default_run()
 
 
+def committed_copies_dir(folder: str | Path = "notebooks") -> Path | None:
+    """Where the default run's executed copies of ``folder`` are committed: ``executed/`` for
+    ``notebooks``, ``executed/solutions/`` for ``notebooks/solutions``; None for any other."""
+    return {Path("notebooks"): repo_root() / EXECUTED_DIR,
+            Path(SOLUTIONS_FOLDER): repo_root() / SOLUTIONS_EXECUTED_DIR}.get(Path(folder))
+
+
 def executed_dir_for(preset: str, folder: str | Path = "notebooks", overrides: dict | None = None,
                      executed_dir: str | Path | None = None) -> Path | None:
     """Where ``run_notebooks`` writes executed copies, or None: ``executed_dir`` if given,
-    else ``executed/`` for the default run (:func:`is_default_run`), else nowhere (the
-    executed notebooks stay under ``runs/<preset>/``). Any other run aimed at ``executed/``
-    is refused."""
-    default_run = is_default_run(preset, folder, overrides)
-    committed = repo_root() / EXECUTED_DIR
+    else, on the default preset unchanged (:func:`is_default_run`), ``executed/`` for
+    ``notebooks`` and ``executed/solutions/`` for ``notebooks/solutions`` (the solutions the
+    default run executes at its end), else nowhere (the executed notebooks stay under
+    ``runs/<preset>/``). Any other run aimed at either folder is refused."""
+    own = committed_copies_dir(folder)
+    default_values = own is not None and is_default_run(preset, "notebooks", overrides)
     if executed_dir is None:
-        return committed if default_run else None
+        return own if default_values else None
     target = Path(executed_dir)
-    if not default_run and target.resolve() == committed.resolve():
-        raise ValueError(f"{EXECUTED_DIR}/ holds the default run of notebooks/ only (preset "
-                         f"{preset!r}, folder {str(folder)!r}, overrides {sorted(overrides or {})})")
+    for committed in (committed_copies_dir("notebooks"), committed_copies_dir(SOLUTIONS_FOLDER)):
+        if target.resolve() == committed.resolve() and not (
+                default_values and own is not None and own.resolve() == committed.resolve()):
+            raise ValueError(f"{committed.relative_to(repo_root())}/ holds the default run's copies "
+                             f"of its own folder only (preset {preset!r}, folder {str(folder)!r}, "
+                             f"overrides {sorted(overrides or {})})")
     return target
 
 
@@ -445,6 +488,78 @@ def _trim_streams(nb: Any, max_chars: int = STREAM_MAX_CHARS) -> bool:
             out["text"] = new
             changed = True
     return changed
+
+
+# A tqdm bar as it prints ("encoding:  40%|####      | 2/5 [00:01<00:01, 2.0it/s]") or as a
+# notebook widget's text ("Loading weights:   0%|          | 0/103 [00:00<?, ?it/s]").
+PROGRESS_LINE = re.compile(r"\d{1,3}%\|.*\|\s*[\d.]+[kMG]?/(?:[\d.]+[kMG]?|\?)\s*\[")
+# A warning as Python, transformers or torch prints it ("UserWarning: ...", "WARNING:root:...").
+WARNING_TEXT = re.compile(r"\b\w*Warning: |^WARNING\b", re.MULTILINE)
+
+
+def _output_texts(out: Any) -> list[str]:
+    """The text an output shows: a stream's text, a result's ``text/*`` values."""
+    texts = [out.get("text", "")] if out.get("output_type") == "stream" else []
+    texts += [v if isinstance(v, str) else "".join(v)
+              for k, v in (out.get("data") or {}).items() if k.startswith("text/")]
+    return [t if isinstance(t, str) else "".join(t) for t in texts]
+
+
+def output_noise(nb: Any, name: str = "notebook") -> list[str]:
+    """What should not be in an executed copy's outputs, one line per output naming ``name``
+    and the cell (1-based, over all cells, with its first source line): a progress bar (``%|``),
+    a carriage return, a stream written to stderr, or warning text (``UserWarning: ...``).
+    Empty for a clean notebook."""
+    problems = []
+    for i, cell, out in _code_outputs(nb):
+        where = f"{name} cell {i + 1} ({(cell.source.splitlines() or [''])[0][:60]!r})"
+        text = "".join(_output_texts(out))
+        found = []
+        if "%|" in text:
+            found.append("a progress bar")
+        if "\r" in text:
+            found.append("a carriage return")
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            found.append("stderr")
+        if WARNING_TEXT.search(text):
+            found.append("warning text")
+        if found:
+            first = next((line for line in text.replace("\r", "\n").splitlines() if line.strip()), "")
+            problems.append(f"{where}: {', '.join(found)}: {first.strip()[:160]!r}")
+    return problems
+
+
+def strip_progress_bars(nb: Any) -> list[int]:
+    """Remove progress bars from ``nb``'s outputs, in place (the last line of defence: the
+    kernels are started with :data:`HEADLESS_ENV` so that none is drawn): a widget whose text is
+    a bar goes, with the widget state when no widget is left; a stream has its carriage-return
+    redraws collapsed and its bar lines removed, and goes if nothing else is left. Nothing else
+    is touched: a warning stays, for :func:`output_noise` to name. Returns the 1-based numbers
+    of the cells changed."""
+    changed: set[int] = set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            if WIDGET_VIEW in data and any(PROGRESS_LINE.search(t) for t in _output_texts(out)):
+                changed.add(i + 1)
+                continue
+            if out.get("output_type") == "stream":
+                text = out.get("text", "")
+                lines = _as_terminal_shows(text).split("\n") if "\r" in text else text.split("\n")
+                new = "\n".join(line for line in lines if not PROGRESS_LINE.search(line))
+                if new != text:
+                    changed.add(i + 1)
+                    if not new.strip():
+                        continue
+                    out["text"] = new
+            kept.append(out)
+        cell.outputs = kept
+    if changed and not any(WIDGET_VIEW in (o.get("data") or {}) for _, _, o in _code_outputs(nb)):
+        nb.metadata.pop("widgets", None)
+    return sorted(changed)
 
 
 def _rescale_png(b64: str, scale: float) -> tuple[str, tuple[int, int]]:
@@ -523,12 +638,28 @@ def shrink_notebook(nb: Any, max_bytes: int = EXECUTED_MAX_BYTES,
         f"Largest: {_largest_outputs(nb)}. Make those cells print or plot less.")
 
 
+def render_in_place(executed: str | Path) -> bool:
+    """Fill an executed notebook's markdown placeholders from the values it published
+    (:func:`larpo_lite.prose.render_notebook`), in place; whether anything changed."""
+    import nbformat
+
+    from .prose import render_notebook
+
+    nb = nbformat.read(str(executed), as_version=4)
+    if not render_notebook(nb):
+        return False
+    nbformat.write(nb, str(executed))
+    return True
+
+
 def write_executed_copy(executed: str | Path, dest_dir: str | Path,
                         max_bytes: int = EXECUTED_MAX_BYTES) -> Path:
     """Copy the executed notebook ``executed`` (as papermill wrote it) into ``dest_dir``
     under the same name, its markdown placeholders filled from the values the run published
-    (:func:`larpo_lite.prose.render_notebook`) and shrunk to ``max_bytes`` if needed
-    (:func:`shrink_notebook`). Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit.
+    (:func:`larpo_lite.prose.render_notebook`), any progress bar removed
+    (:func:`strip_progress_bars`; any other noise, a warning, is kept and printed:
+    :func:`output_noise`) and shrunk to ``max_bytes`` if needed (:func:`shrink_notebook`).
+    Returns the copy's path; raises ``LarpoLiteError`` (and writes nothing) when it cannot fit.
     The copy is written whole or not at all: to a temp file of its own beside it, synced, then
     renamed over it; a failed write (a full disk, an interrupt) removes the temp file and leaves
     the earlier copy as it was."""
@@ -540,6 +671,13 @@ def write_executed_copy(executed: str | Path, dest_dir: str | Path,
     executed = Path(executed)
     nb = nbformat.read(executed, as_version=4)
     render_notebook(nb)  # markdown placeholders filled from the run's published values
+    stripped = strip_progress_bars(nb)
+    if stripped:  # said, not hidden: HEADLESS_ENV should have kept these bars from being drawn
+        print(f"[larpo-lite] {executed.name}: removed progress bars from cell(s) {stripped}; "
+              "find what drew them past HEADLESS_ENV", flush=True)
+    for problem in output_noise(nb, executed.name):
+        print(f"[larpo-lite] left in the executed copy, fix at its source "
+              f"(tests/test_clean_outputs.py fails on it): {problem}", flush=True)
     nb, steps = shrink_notebook(nb, max_bytes, executed.name)
     dest = Path(dest_dir) / executed.name
     data = _notebook_text(nb).encode("utf-8")
@@ -590,7 +728,10 @@ def executed_copy_problems(copy_path: str | Path, source_dir: str | Path | None 
 
     copy_path = Path(copy_path)
     source = Path(source_dir or repo_root() / "notebooks") / copy_path.name
-    name = f"{EXECUTED_DIR}/{copy_path.name}"
+    try:  # executed/NN_*.ipynb, executed/solutions/NN_*_solutions.ipynb
+        name = copy_path.resolve().relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        name = f"{EXECUTED_DIR}/{copy_path.name}"
     rerun = f"rerun `make notebooks ONLY={copy_path.name[:2]}` and commit {name}"
     problems = []
     size = copy_path.stat().st_size
@@ -691,8 +832,10 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     goes to ``reports/timing.json`` and the instructor's guide is regenerated
     (:mod:`larpo_lite.workshop`), each executed notebook is also copied, at most 2 MB, into
     ``executed/`` (:func:`write_executed_copy`; ``executed_dir`` sends copies of any run
-    elsewhere, see :func:`executed_dir_for`), and at its end each notebook is replayed once for
-    the replay timings. Returns the executed notebooks' paths (under ``runs/``)."""
+    elsewhere, see :func:`executed_dir_for`); after its notebooks it executes their exercise
+    solutions into ``executed/solutions/`` (:func:`_run_solutions`, inside its wall time), and
+    at its end each notebook is replayed once for the replay timings. Returns the executed
+    notebooks' paths (under ``runs/``)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if jobs > 1 and (overrides or folder != "notebooks" or executed_dir is not None):
@@ -718,12 +861,15 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     whole = replay_at_end and not only and folder == "notebooks"  # the whole default run
     clock = SuiteClock() if whole else None
     finished = False
+    failed_solutions: list[str] = []
     try:
         if jobs > 1:
             paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
         else:
             paths = _run_each(preset, values, only, out, log_output, folder, copies_to,
                               default_run)
+        if replay_at_end:  # the exercise solutions, inside the default run's wall time
+            failed_solutions = _run_solutions(preset, only, out / "solutions", log_output)
         finished = True
     finally:
         timing = clock.stop(finished) if clock is not None else None
@@ -736,7 +882,41 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
                      reused=reused_work(clock.started), resumed=timing["resumed"],
                      segments=timing["segments"])
         write_guide()
+        from . import timing_doc
+
+        timing_doc.write()
+    if failed_solutions:
+        raise LarpoLiteError("solutions notebook(s) failed (the notebooks and their copies are "
+                             "written): " + "; ".join(failed_solutions) + ". Fix them and rerun "
+                             "`make notebooks ONLY=<NN>`")
     return paths
+
+
+def _run_solutions(preset: str, only: Sequence[str] | None, out: Path, log_output: bool) -> list[str]:
+    """The default run's exercise solutions, after its notebooks (they read the reports and
+    replay records those wrote): ``notebooks/solutions/NN_*_solutions.ipynb`` for each number
+    run, one after another, each executed copy into ``executed/solutions/``
+    (:func:`executed_dir_for`) and its wall time into ``reports/timing.json`` under
+    ``solutions``. A solution that fails does not stop the others; returns one line per
+    failure (empty when all ran)."""
+    from .workshop import after_default_notebook
+
+    have = {p.name[:2] for p in notebook_paths(folder=SOLUTIONS_FOLDER)}
+    failed = []
+    for n in [p.name[:2] for p in notebook_paths(only)]:
+        if n not in have:
+            continue
+        t0 = time.perf_counter()
+        try:
+            (path,) = run_notebooks(preset, only=[n], out_dir=out, log_output=log_output,
+                                    folder=SOLUTIONS_FOLDER)
+        except Exception as e:  # noqa: BLE001 - named at the end of the run, the others go on
+            print(f"[larpo-lite] solutions {n} failed: {e}", file=sys.stderr, flush=True)
+            last = (str(e).strip().splitlines() or [""])[-1][:200]
+            failed.append(f"{n} ({type(e).__name__}: {last})")
+            continue
+        after_default_notebook(path.stem, time.perf_counter() - t0, "solutions")
+    return failed
 
 
 def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, out: Path,
@@ -752,7 +932,14 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
     # elsewhere is not the default run: Params.is_default_run)
     kernel_env = {**HEADLESS_ENV, PRESET_FILE_ENV: str(preset_path(preset).resolve()),
                   RECORDING_ENV: ""}
+    import logging
+
+    # the kernel takes keys a notebook does not declare (overrides) through Params.for_notebook:
+    # papermill's "Passed unknown parameter" is expected here, not a warning for the reader
+    logging.getLogger("papermill").addFilter(
+        lambda record: not record.getMessage().startswith("Passed unknown parameter"))
     file_values = load_preset_values(preset)
+    full = Params.from_mapping(values, source=str(preset_path(preset))).to_dict()  # with defaults
     env_before = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
@@ -761,8 +948,9 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             declared = pm.inspect_notebook(str(nb))  # the names of its `parameters` cell
             # its own keys, the preset's name and what differs from the preset file (the
             # kernel reads the rest from that file: Params.for_notebook)
-            own = {k: v for k, v in values.items()
-                   if k in declared or k == "preset" or file_values.get(k, v) != v}
+            own = {k: v for k, v in full.items() if k in declared or k == "preset"}
+            own.update({k: v for k, v in values.items()  # overrides, and keys the file lacks
+                        if k not in file_values or file_values[k] != v})
             kernel = _kernel_params(nb, own, file_values)
             _check_replay_records(nb, kernel)  # every record checked before any notebook runs
             plans.append((nb, own, kernel))
@@ -774,6 +962,7 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             target = out / nb.name
             pm.execute_notebook(str(nb), str(target), parameters=own, cwd=str(nb.parent),
                                 kernel_name="python3", progress_bar=False, log_output=log_output)
+            render_in_place(target)  # its prose placeholders filled from the run's values
             print(f"[larpo-lite] {nb.name} done in {time.perf_counter() - t0:.0f}s -> {target}",
                   flush=True)
             if kernel is not None and not kernel.replay:  # ran to its end: its records swap in

@@ -1,11 +1,28 @@
-"""One seaborn style for every figure; figures are saved only when a notebook finishes."""
+"""One seaborn style for every figure; figures are saved only when a notebook finishes.
+
+Error bars travel with the figure's data. Draw every accuracy series (greedy accuracy, pass@N /
+Recall@N, a difference of accuracies) with one call that draws AND records it::
+
+    plotting.errorbar_series(ax, x, y, two_se, label="ListMLE")                # line, markers, bars
+    plotting.errorbar_series(ax, names, y, two_se, label="Recall@4", bar=True)  # bars with whiskers
+
+``two_se``: each point's half-width, two standard errors (``2 * se``; None draws no bars and
+is recorded as such). Other keyword arguments go to ``ax.errorbar`` (``ax.bar`` with
+``bar=True``): ``color``, ``marker``, ``alpha``... :func:`curves_with_bars` draws through it.
+:func:`savefig` writes ``<name>.data.json`` (:func:`figure_data`), where each axes holding a
+recorded series has ``series``: ``[{"label", "x", "y", "two_se"}]``. :func:`missing_error_bars`
+is the check (tests/test_figure_bars.py runs it on every committed figure): an axes whose x or y
+label names accuracy, Recall or pass@ must hold a recorded series, each with its bars, and no
+other labelled line (a horizontal or vertical reference line, ``ax.axhline``, is fine). Say in
+the caption that the bars are 2 SE.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +73,103 @@ def figure_data(fig: Any) -> list[dict[str, Any]]:
         for patch in ax.patches:
             if isinstance(patch, Rectangle):
                 item["bars"].append(_num([patch.get_x(), patch.get_width(), patch.get_height()]))
+        if getattr(ax, SERIES_ATTR, None):  # only then: other figures' data stay as they were
+            item["series"] = list(getattr(ax, SERIES_ATTR))
         axes.append(item)
     return axes
+
+
+SERIES_ATTR = "_larpo_lite_series"  # the series errorbar_series recorded on an axes
+
+
+def _values(values: Any) -> list:
+    """Numbers as :func:`_num` writes them; categories (bar names) as strings."""
+    try:
+        return _num(values)
+    except (TypeError, ValueError):
+        return [str(v) for v in values]
+
+
+def errorbar_series(ax: Any, x: Sequence[Any], y: Sequence[float], two_se: Sequence[float] | None,
+                    label: str | None = None, bar: bool = False, **kwargs: Any) -> Any:
+    """Draw one series on ``ax`` with bars of ``two_se`` (each point's half-width: two standard
+    errors) and record it for the figure's data file (:func:`figure_data`, ``series``).
+
+    Args:
+        x, y: the series' points (``len(y)`` each; ``x`` may be category names with ``bar``).
+        two_se: ``len(y)`` half-widths, each >= 0 (NaN where a point has none); None: drawn
+            without bars and recorded as ``two_se: null`` (:func:`missing_error_bars` names it
+            on an accuracy axes).
+        label: the legend label.
+        bar: bars with whiskers (``ax.bar``) instead of a line with markers (``ax.errorbar``).
+        kwargs: passed on to ``ax.errorbar`` / ``ax.bar``.
+
+    Returns:
+        what ``ax.errorbar`` / ``ax.bar`` returned.
+
+    Raises:
+        ValueError: ``x``, ``y`` and ``two_se`` differ in length, or a half-width is negative.
+    """
+    x, y = list(x), list(y)
+    err = None if two_se is None else [float(e) for e in two_se]
+    if len(x) != len(y) or (err is not None and len(err) != len(y)):
+        raise ValueError(f"errorbar_series {label!r}: {len(x)} x, {len(y)} y and "
+                         f"{'no' if err is None else len(err)} two_se values; give one per point")
+    if err is not None and any(e < 0 for e in err):
+        raise ValueError(f"errorbar_series {label!r}: negative half-width in two_se {err}; "
+                         "pass 2 * SE, a length")
+    if bar:
+        kwargs.setdefault("capsize", 4)
+        drawn = ax.bar(x, y, yerr=err, label=label, **kwargs)
+    else:
+        kwargs.setdefault("capsize", 3)
+        if "fmt" not in kwargs:  # a format string names its own marker (both: a warning)
+            kwargs.setdefault("marker", "o")
+        drawn = ax.errorbar(x, y, yerr=err, label=label, **kwargs)
+    record = {"label": "" if label is None else str(label), "x": _values(x), "y": _num(y),
+              "two_se": None if err is None else _num(err)}
+    if not hasattr(ax, SERIES_ATTR):
+        setattr(ax, SERIES_ATTR, [])
+    getattr(ax, SERIES_ATTR).append(record)
+    return drawn
+
+
+ACCURACY_AXIS = ("accuracy", "recall", "pass@")  # an axis label naming one is an accuracy axis
+
+
+def missing_error_bars(data: list[dict[str, Any]], name: str = "figure") -> list[str]:
+    """What a figure's data (:func:`figure_data`, as ``savefig`` wrote it) lacks in error bars,
+    one line per problem naming ``name`` and the axes: an axes whose x or y label names
+    accuracy, Recall or pass@ (:data:`ACCURACY_AXIS`) without a series recorded by
+    :func:`errorbar_series`; a recorded series whose ``two_se`` is missing, or missing where it
+    has a value; a labelled line there that is not a recorded series (a horizontal or vertical
+    reference line is fine). Empty when every accuracy series carries its bars."""
+    problems = []
+    for i, ax in enumerate(data):
+        labels = f"{ax.get('xlabel', '')} {ax.get('ylabel', '')}".lower()
+        series = ax.get("series", [])
+        if not any(word in labels for word in ACCURACY_AXIS):
+            continue
+        where = f"{name} axes {i + 1} ({ax.get('title', '')[:60]!r}, y: {ax.get('ylabel', '')!r})"
+        if not series:
+            problems.append(f"{where}: an accuracy plot without a series drawn by "
+                            "plotting.errorbar_series (no error bars recorded)")
+        for s in series:
+            err = s.get("two_se")
+            if err is None or any(e is None for e, y in zip(err, s.get("y", []), strict=False)
+                                  if y is not None):
+                problems.append(f"{where}: series {s.get('label')!r} has no 2-SE bars "
+                                f"(two_se {err})")
+        drawn = {s.get("label") for s in series}
+        for line in ax.get("lines", []):
+            label = line.get("label", "")
+            xs = [v for v in line.get("x", []) if v is not None]
+            ys = [v for v in line.get("y", []) if v is not None]
+            reference = len(set(xs)) <= 1 or len(set(ys)) <= 1  # axhline, axvline
+            if label and not label.startswith("_") and label not in drawn and not reference:
+                problems.append(f"{where}: line {label!r} drawn without error bars "
+                                "(draw it with plotting.errorbar_series)")
+    return problems
 
 
 def savefig(fig: Any, name: str, folder: str | Path) -> Path:
@@ -133,3 +245,44 @@ def live_frontend() -> bool:
     if shell is None or getattr(shell, "kernel", None) is None:
         return False
     return bool(os.environ.get("JPY_SESSION_NAME")) or "google.colab" in sys.modules
+
+
+MARKERS = "osD^vPX*"
+
+
+def curves_with_bars(ax: Any, curves: Mapping[str, Mapping[float, float]],
+                     ses: Mapping[str, Mapping[float, float]] | None = None, log: bool = True,
+                     colors: Sequence[Any] | None = None) -> None:
+    """Draw each ``{label: {N: value}}`` curve on ``ax`` with bars of two standard errors
+    (``ses``: ``{label: {N: one SE}}``; a label without one is drawn without bars), the series
+    set slightly apart (:func:`dodge`) so no bar hides another, and the N axis as
+    :func:`n_axis` (every N of every curve a tick)."""
+    ses = ses or {}
+    for i, (label, curve) in enumerate(curves.items()):
+        xs, ys = list(curve), list(curve.values())
+        err = [2 * ses[label][x] for x in xs] if label in ses else None
+        errorbar_series(ax, dodge(xs, i, len(curves), log=log), ys, err, label=label,
+                        marker=MARKERS[i % len(MARKERS)], color=None if colors is None else colors[i])
+    n_axis(ax, sorted({x for c in curves.values() for x in c}), log=log)
+
+
+def legend_outside(ax: Any, **kwargs: Any) -> None:
+    """The legend of ``ax`` to the right of its axes, off the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), **kwargs)
+
+
+def draw_recall_view(axes: Sequence[Any], view: Any, n_grid: Sequence[int]) -> None:
+    """Notebook 02's Recall@N explorer for one :class:`~larpo_lite.metrics.RecallView`: left,
+    Recall@N' at ``view.t`` for every N' with ``view.n`` marked; right, every temperature's
+    Recall@n with two standard errors over problems, the best in colour."""
+    v = view
+    axes[0].plot(list(v.curve), list(v.curve.values()), marker=".", color="0.45")
+    axes[0].plot([v.n], [v.recall], marker="o", ms=11, color="C3", ls="")
+    n_axis(axes[0], n_grid)
+    axes[0].set(xlabel="N", ylabel="Recall@N", ylim=(0, 1.02), title=f"T={v.t}: Recall@{v.n} = {v.recall:.3f}")
+    temps = list(v.at_n)
+    errorbar_series(axes[1], [str(x) for x in temps], list(v.at_n.values()),
+                    [2 * v.se[x] for x in temps], bar=True,
+                    color=["C3" if x == v.best_t else "0.75" for x in temps])
+    axes[1].set(xlabel="temperature", ylabel=f"Recall@{v.n} (bars: 2 SE)", ylim=(0, 1.02),
+                title=f"best T at N={v.n}: {v.best_t}")

@@ -24,8 +24,6 @@ from .paths import repo_root
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 LOOP_REPORT = "07_larpo_loop"
 INIT = "init"
-BASELINES = ("iterative DPO", "offline DPO")
-STRATEGIES = {"best_worst": "best vs worst"}
 
 
 class ReadmeError(ValueError):
@@ -56,34 +54,45 @@ def _one(values: set[Any], what: str) -> Any:
 def results_rows(folder: str | Path | None = None) -> dict[str, Any]:
     """The table's rows and its caption's settings, read from ``reports/07_larpo_loop.json``.
 
-    Returns ``{"rows": [{"arm", "label", "accuracy", "diff", "se"}, ...], "n", "iterations",
-    "prompts_per_iter", "reranker", "seeds", "model_name"}``: the initial policy first (``diff``
-    and ``se`` None), then every trained arm by test greedy accuracy, best first; ``diff`` is
-    the arm's mean paired difference from the initial policy over the ``n`` test problems and
-    ``se`` its paired standard error (the report's ``comparisons``)."""
+    Returns ``{"rows": [{"arm", "label", "seeds", "accuracy", "diff", "se", "se_kind"}, ...],
+    "n", "rounds", "prompts_per_iter", "k", "reranker", "model_name"}``: the initial policy first
+    (``diff`` and ``se`` None), then every arm (``metrics.arms``) by test greedy accuracy after
+    its last round (the mean over its seeds), best first; ``diff`` is the change from the initial
+    policy over the ``n`` test problems and ``se`` its standard error (the report's
+    ``comparisons``: paired over problems, seeds resampled for arms with several)."""
     report = _report(LOOP_REPORT, folder)
     m = report["metrics"]
+    if "arms" not in m:
+        raise ReadmeError("the loop report has no metrics.arms (a report of the one-round "
+                          "notebook): run `make notebooks ONLY=07`")
+    arms = {r["arm"]: r for r in m["arms"]}
     configs: dict[str, dict[str, Any]] = m["configs"]
     vs_init = {c["a"]: c for c in m["comparisons"] if c["b"] == INIT}
-    missing = sorted(set(configs) - set(vs_init))
+    missing = sorted(set(arms) - set(vs_init))
     if missing:
         raise ReadmeError(f"the loop report has no comparison against the initial policy for {missing}")
     rows = []
-    for arm, cfg in configs.items():
-        how = f"{STRATEGIES.get(cfg['strategy'], cfg['strategy'])} of" if cfg.get("strategy") else "lists of"
-        label = (f"{arm}, {how} {cfg['k']} samples" if arm in BASELINES
-                 else f"LARPO {arm}, {how} {cfg['k']} samples")
-        rows.append({"arm": arm, "label": label, "accuracy": float(m["test_greedy"][arm]),
-                     "diff": float(vs_init[arm]["diff"]), "se": float(vs_init[arm]["se"])})
+    for name, a in arms.items():
+        cfg = configs[name]
+        what = [f"k={a['k']}"] + (["headline"] if a.get("headline") else [])
+        what += ["unequal budget"] if a.get("unequal_budget") else []
+        what += [] if a.get("looping", True) else ["one training on the initial policy's samples"]
+        rows.append({"arm": name, "label": f"{name} ({', '.join(what)})", "seeds": a["seeds"],
+                     "accuracy": float(a["test_greedy"][-1]),
+                     "diff": float(vs_init[name]["diff"]), "se": float(vs_init[name]["se"]),
+                     "se_kind": vs_init[name].get("se_kind", "paired over problems"),
+                     "rounds": a["rounds"], "reranker": cfg.get("reranker")})
     rows.sort(key=lambda r: -r["accuracy"])
     init = {"arm": INIT, "label": f"initial policy (`{report['params']['model_name']}`)",
-            "accuracy": float(m["test_greedy"][INIT]), "diff": None, "se": None}
+            "seeds": None, "accuracy": float(m["test_greedy"][INIT]), "diff": None, "se": None,
+            "se_kind": None}
+    looping = [a for a in arms.values() if a.get("looping", True)]
     return {"rows": [init, *rows],
-            "n": _one({vs_init[a]["n"] for a in configs}, "test problems"),
-            "iterations": _one({c["iterations"] for c in configs.values()}, "rounds"),
-            "prompts_per_iter": _one({c["prompts_per_iter"] for c in configs.values()}, "prompts per round"),
-            "reranker": _one({c["reranker"] for c in configs.values()}, "reranker"),
-            "seeds": sorted({c["seed"] for c in configs.values()}),
+            "n": _one({vs_init[a]["n"] for a in arms}, "test problems"),
+            "rounds": _one({a["rounds"] for a in looping}, "rounds"),
+            "prompts_per_iter": _one({a["prompts_per_round"] for a in looping}, "prompts per round"),
+            "reranker": _one({r["reranker"] for r in rows}, "reranker"),
+            "se_kinds": sorted({r["se_kind"] for r in rows}),
             "model_name": report["params"]["model_name"]}
 
 
@@ -93,21 +102,19 @@ def _plural(n: int, word: str) -> str:
 
 def results_block(folder: str | Path | None = None) -> str:
     """The README's results table with its caption, between the markers: one row per arm,
-    ``| label | accuracy | +0.173 ± 0.028 |``."""
+    ``| label | seeds | accuracy | +0.173 ± 0.028 |``."""
     t = results_rows(folder)
-    rounds = _plural(t["iterations"], "round")
     lines = [BEGIN,
-             f"| after {rounds} of {t['prompts_per_iter']} prompts | test greedy accuracy "
-             "| change vs initial, ± paired SE |",
-             "|---|---|---|"]
+             f"| after {_plural(t['rounds'], 'round')} of {t['prompts_per_iter']} prompts "
+             "| seeds | test greedy accuracy | change vs initial, ± SE |",
+             "|---|---|---|---|"]
     for r in t["rows"]:
         change = "baseline" if r["diff"] is None else f"{r['diff']:+.3f} ± {r['se']:.3f}"
-        lines.append(f"| {r['label']} | {r['accuracy']:.3f} | {change} |")
-    seeds = ", ".join(map(str, t["seeds"]))
+        lines.append(f"| {r['label']} | {r['seeds'] or '-'} | {r['accuracy']:.3f} | {change} |")
     lines += ["",
-              f"Greedy accuracy on {t['n']} test problems of notebook 07 (lists ranked by the "
-              f"{t['reranker']}); ± is the paired standard error of the change over the same "
-              f"{t['n']} problems, {_plural(len(t['seeds']), 'training seed')} ({seeds}). "
+              f"Greedy accuracy on {t['n']} test problems after each arm's last round (the mean over "
+              f"its seeds), every arm's lists ranked by the {t['reranker']}; ± is the standard error "
+              f"of the change over the same {t['n']} problems ({'; '.join(t['se_kinds'])}). "
               "Every comparison: [`reports/REPRODUCTION.md`](reports/REPRODUCTION.md).",
               END]
     return "\n".join(lines)

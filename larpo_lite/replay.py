@@ -111,6 +111,23 @@ def replay_folder(params: Any) -> Path:
     return resolve_output(rel) if rel else runs_dir() / preset_folder(params.preset) / "record"
 
 
+def results_preset(params: Any) -> str:
+    """The preset whose results a run with ``params`` stands for: a replay's is the preset its
+    records were recorded with (``recorded_preset`` of the manifests in
+    :func:`replay_folder`, e.g. ``default`` for ``--preset replay``), so it reads that preset's
+    validation study as the recording did; any other run's is its own ``params.preset``."""
+    if not getattr(params, "replay", False):
+        return str(params.preset)
+    recorded = set()
+    for path in sorted(replay_folder(params).glob(f"*/{MANIFEST}")):
+        try:
+            recorded.add(json.loads(path.read_text()).get("recorded_preset"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    recorded.discard(None)
+    return str(recorded.pop()) if len(recorded) == 1 else str(params.preset)
+
+
 # ---------------------------------------------------------------- manifests
 
 

@@ -77,6 +77,16 @@ def replace_atomically(path: str | Path, write: Callable[[BinaryIO], Any]) -> Pa
     return path
 
 
+def check_generated(path: str | Path, fresh: str, module: str) -> int:
+    """A generated file's ``--check``: prints whether ``path`` equals ``fresh`` (what the
+    generator would write now) and, if not, the command that regenerates it
+    (``python -m <module>``). Returns the exit status: 0 up to date, 1 stale or missing."""
+    path = Path(path)
+    ok = path.is_file() and path.read_text() == fresh
+    print(f"{path.name}: {'up to date' if ok else f'stale: run python -m {module}'}")
+    return 0 if ok else 1
+
+
 def write_json(obj: Any, path: str | Path) -> Path:
     """Write JSON to a temporary file, then rename it into place (:func:`replace_atomically`)."""
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"

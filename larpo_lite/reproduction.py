@@ -17,8 +17,8 @@ direction (no error bar)* or *opposite direction (no error bar)*. After Holm: a 
 verdict when its Holm-adjusted two-sided p-value (normal approximation, from diff and SE) is at
 most :data:`FAMILY_ALPHA` over every row with a standard error; else *inconclusive after Holm*.
 
-The reports' own ``mde`` fields (:func:`larpo_lite.metrics.paired_stats`) are 2 SE until the next
-default run; the MDE column here is computed from each row's SE, never read from them.
+The MDE column is computed from each row's SE (2.8 SE), never read from the reports' own
+``mde`` fields (metrics files written before the 80%-power rule hold 2 SE there).
 
 The standard error is paired whenever the metrics file lets it be (both policies scored on the
 same test problems: only the problems that changed carry noise, see
@@ -61,6 +61,7 @@ from .paths import repo_root
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "reproduced", "contradicted", "inconclusive", "not run"
 DIRECTION, OPPOSITE = "same direction (no error bar)", "opposite direction (no error bar)"
+SINGLE_SEED = "beyond 2 SE, single seed: not counted as reproduced"
 VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, DIRECTION, OPPOSITE, NOT_RUN)
 
 PAIRED, FROM_FILE, UNPAIRED, NO_ERROR = ("paired", "paired, from the metrics file",
@@ -353,10 +354,13 @@ def _findings(folder: Path) -> tuple[list[dict[str, str]], list[_RowTest]]:
             # bias the comparison upward (a choice belongs on validation)
             for obj in (k for k in avg if k != "pairwise"):
                 seeds = len(means[obj])
+                c = compare(r04, obj, "pairwise", avg[obj], avg["pairwise"], n * seeds)
+                v = verdict(c.diff, c.se)
+                single = min(seeds, len(means["pairwise"])) < 2
                 add(f"Listwise beats pairwise: {obj} (one round, 04)", paper_list,
                     f"{obj} {avg[obj]:.3f} vs pairwise {avg['pairwise']:.3f} "
-                    f"(mean of {seeds} seed{'s' if seeds != 1 else ''})",
-                    compare(r04, obj, "pairwise", avg[obj], avg["pairwise"], n * seeds),
+                    f"(mean of {seeds} seed{'s' if seeds != 1 else ''})", c,
+                    v=SINGLE_SEED if single and v == REPRODUCED else v,
                     arms=[("04", obj), ("04", "pairwise")])
     else:
         add("Listwise beats pairwise (one round, 04)", paper_list, "-")
@@ -398,19 +402,37 @@ def _findings(folder: Path) -> tuple[list[dict[str, str]], list[_RowTest]]:
         else:
             add(finding, paper, "-")
 
-    # ---- 07: LARPO against iterative DPO
+    # ---- 07: LARPO against iterative DPO, on one sampling budget, over several rounds
     r07 = _load(folder, "07_larpo_loop")
     paper_main = "LARPO beats iterative DPO (Mistral-7B-it LC 32.7-43.0 vs 20.4, Table 2)"
-    if r07:
-        acc = r07["metrics"]["test_greedy"]
+    paper_off = "LARPO beats offline DPO (Mistral-7B-it LC 32.7-43.0 vs 26.8, Table 2)"
+    m07 = (r07 or {}).get("metrics", {})
+    if m07.get("arms") and m07.get("comparisons"):
+        arms07 = {r["arm"]: r for r in m07["arms"]}
+        rows07 = [c for c in m07["comparisons"] if str(c["a"]).startswith("LARPO")
+                  and c["b"] in ("iterative DPO", "offline DPO")]
+        for c in rows07:  # every objective, none picked on test; headline first
+            a, b = arms07[c["a"]], arms07[c["b"]]
+            single = min(c["seeds"]) < 2
+            v = verdict(c["diff"], c["se"])
+            if single and v == REPRODUCED:
+                v = SINGLE_SEED
+            add(f"LARPO beats {c['b']}: {c['a'].removeprefix('LARPO ')}"
+                + (" (single seed)" if single else ""),
+                paper_main if c["b"] == "iterative DPO" else paper_off,
+                f"{c['a']} {a['test_greedy'][-1]:.3f} vs {c['b']} {b['test_greedy'][-1]:.3f} after "
+                f"{a['rounds']} rounds, k={a['k']} each, seeds {c['seeds'][0]} vs {c['seeds'][1]}",
+                Comparison(float(c["diff"]), float(c["se"]), str(c["se_kind"])), v=v,
+                arms=[("07", c["a"]), ("07", c["b"])])
+    elif r07:  # a metrics file of the one-round notebook
+        acc = m07["test_greedy"]
         n = _n_eval(r07)
         larpo = {k: v for k, v in acc.items() if k not in ("iterative DPO", "offline DPO", "init")}
-        if larpo and "iterative DPO" in acc:
-            for obj in larpo:  # every objective, none picked on test
-                add(f"LARPO beats iterative DPO: {obj}", paper_main,
-                    f"LARPO ({obj}) {larpo[obj]:.3f} vs iterative DPO {acc['iterative DPO']:.3f}",
-                    compare(r07, obj, "iterative DPO", larpo[obj], acc["iterative DPO"], n),
-                    arms=[("07", obj), ("07", "iterative DPO")])
+        for obj in larpo if "iterative DPO" in acc else ():
+            add(f"LARPO beats iterative DPO: {obj}", paper_main,
+                f"LARPO ({obj}) {larpo[obj]:.3f} vs iterative DPO {acc['iterative DPO']:.3f}",
+                compare(r07, obj, "iterative DPO", larpo[obj], acc["iterative DPO"], n),
+                arms=[("07", obj), ("07", "iterative DPO")])
     else:
         add("LARPO beats iterative DPO", paper_main, "-")
     return rows, tests
@@ -499,7 +521,10 @@ class _RunIndex:
             section, key = name.split("/", 1)
             return trained((m.get(section) or {}).get(key))
         if nb == "07":
-            return trained((m.get("runs") or {}).get(name))
+            got = (m.get("runs") or {}).get(name) or []
+            if got and isinstance(got[0], list):  # one list of rows per seed
+                return [t for rows in got for t in trained(rows)]
+            return trained(got)
         return []
 
     def arms(self) -> list[tuple[str, str]]:
@@ -883,3 +908,62 @@ def write_report(folder: str | Path | None = None) -> Path:
 
 if __name__ == "__main__":
     print(write_report(sys.argv[1] if len(sys.argv) > 1 else None))
+
+
+# IR idea, its alignment counterpart, the notebook that measures it, and what to read there
+ANALOGY = (
+    ("query", "prompt", "01", None),
+    ("retriever", "policy, sampling candidate answers", "01", "greedy_accuracy"),
+    ("Recall@N", "pass@N (any of N samples right)", "02", "recall"),
+    ("reranker", "verifier or reward model, ordering the samples", "01", "comparisons"),
+    ("training on relevance labels", "SFT on worked solutions", "03", "comparisons:SFT"),
+    ("distilling a reranker into the retriever", "DPO / LARPO: ranking losses on reranked lists",
+     "04", "comparisons"),
+    ("hard negatives", "wrong answers the policy itself finds likely", "05", "comparisons"),
+    ("candidate-list construction", "list size, memory of earlier lists, temperature mix", "06",
+     "comparisons"),
+    ("iterative hard-negative mining (ANCE)", "Algorithm 1: sample, rank, train, repeat", "07",
+     "comparisons"),
+    ("the retrained retriever's recall", "pass@N after the last round", "07", "recall_after"),
+)
+
+
+def _measured(record: dict[str, Any] | None, what: str | None) -> str:
+    """One cell of the analogy table: what ``record``'s metrics say for ``what``."""
+    if record is None:
+        return "not run"
+    m, p = record.get("metrics", {}), record.get("params", {})
+    if what is None:
+        return f"{p.get('n_eval', '?')} test problems"
+    if what == "greedy_accuracy" and isinstance(m.get(what), (int, float)):
+        return f"greedy accuracy {m[what]:.3f}"
+    if what == "recall" and m.get("recall"):
+        t = str(p.get("temperature", next(iter(m["recall"]))))
+        curve = m["recall"].get(t) or next(iter(m["recall"].values()))
+        lo, hi = min(curve, key=int), max(curve, key=int)
+        return f"pass@{lo} {curve[lo]:.3f} -> pass@{hi} {curve[hi]:.3f} (T={t})"
+    if what == "recall_after" and m.get("recall_after"):
+        parts = []
+        for name, curve in m["recall_after"].items():
+            hi = max(curve, key=int)
+            parts.append(f"{name} pass@{hi} {curve[hi]:.3f}")
+        return "; ".join(parts)
+    if what.startswith("comparisons") and m.get("comparisons"):
+        a = what.partition(":")[2]  # "comparisons:SFT": the first row whose a is SFT
+        rows = m["comparisons"]
+        c = next((r for r in rows if r.get("a") == a), None) if a else None
+        c = c or next((r for r in rows if r.get("b") not in ("init", "initial")), rows[0])
+        return f"{c['a']} minus {c['b']}: {float(c['diff']):+.3f} (SE {float(c['se']):.3f})"
+    return "not measured in this run"
+
+
+def analogy_table(folder: str | Path) -> str:
+    """The IR analogy as a markdown table, each row with the notebook and the number that
+    measured it in the reports of ``folder`` (notebook 07 closes with it)."""
+    names = {p.stem[:2]: p.stem for p in Path(folder).glob("0*_*.json")}
+    lines = ["| information retrieval | LLM alignment | notebook | measured in this run |",
+             "|---|---|---|---|"]
+    for ir, llm, nb, what in ANALOGY:
+        record = _load(Path(folder), names[nb]) if nb in names else None
+        lines.append(f"| {ir} | {llm} | {nb} | {_measured(record, what)} |")
+    return "\n".join(lines)

@@ -86,8 +86,9 @@ TOKEN_PATTERN = r"(?u)\b\w+\b"
 
 
 def _quiet() -> bool:
-    """Progress bars are off when the environment variable CI is set."""
-    return bool(os.environ.get("CI"))
+    """Progress bars are off when the environment variable CI is set, and in notebooks run
+    headless (``LARPO_LITE_PROGRESS=0``, as :mod:`larpo_lite.progress`)."""
+    return bool(os.environ.get("CI")) or os.environ.get("LARPO_LITE_PROGRESS") == "0"
 
 
 # ====================================================================== corpus
@@ -846,6 +847,35 @@ def evaluate(retriever: Retriever, corpus: Corpus, n_grid: Iterable[int] = K_GRI
     grid = sorted(set(n_grid))
     ranked = retriever.search(corpus.query_texts, max(grid))
     return recall_at_n(ranked, corpus.relevant, grid)
+
+
+def retriever_curves(corpus: Corpus, n_grid: Iterable[int], dense: bool = True, seed: int = 0
+                     ) -> list[list[Any]]:
+    """Recall@N of BM25 and (``dense``) the dense bi-encoder on ``corpus`` (notebooks 01 and 02):
+    ``[[name, {N: recall}], ...]``, the form their replay records keep (the dense retriever's
+    passage embeddings are cached under ``runs/cache``; ``seed`` seeds torch first)."""
+    import torch
+
+    from .cache import cache_root
+
+    out: list[list[Any]] = [["BM25", evaluate(BM25Retriever(corpus), corpus, n_grid)]]
+    if dense:
+        torch.manual_seed(seed)
+        retriever = DenseRetriever(corpus, cache_dir=cache_root().parent)
+        out.append(["dense (MiniLM)", evaluate(retriever, corpus, n_grid)])
+    return out
+
+
+def by_n(curve: dict[Any, float]) -> dict[int, float]:
+    """A curve ``{N: value}`` with its N keys as numbers again, in increasing order (a replay
+    record keeps them as strings, sorted as strings: "1", "20", "5")."""
+    return {int(n): curve[n] for n in sorted(curve, key=int)}
+
+
+def binomial_se(curve: dict[int, float], n_queries: int) -> dict[int, float]:
+    """One binomial standard error over ``n_queries`` queries of each Recall@N in ``curve``:
+    ``sqrt(r (1 - r) / Q)``."""
+    return {n: math.sqrt(r * (1 - r) / n_queries) for n, r in curve.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -26,7 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .tasks.answers import answers_equal, extract_answer, is_correct, normalize_number
+from .tasks.answers import _NUMBER, answers_equal, extract_answer, is_correct, normalize_number
+
+_NUMBER_PATTERN = _NUMBER.pattern
 
 
 class Reranker(Protocol):
@@ -76,7 +78,11 @@ def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, 
         right when checked against ANOTHER problem's gold (response ``i`` against the first
         gold after it, cyclically, that differs from its own: the next problem's when samples
         come grouped by problem): a false-positive rate, since a response to one problem
-        answers another only by chance; ``cross_prompt_pairs``: the pairs checked.
+        answers another only by chance; ``cross_prompt_pairs``: the pairs checked, and
+        ``cross_prompt_hits``: the ``[i, j]`` of those the lenient verifier marked right.
+        ``fallback_right_shown``: of the responses marked right through the last-number
+        fallback, how many show the gold as a result (:func:`shows_answer`), and
+        ``fallback_right_unshown``: the indices of the others (right by the rule only).
     """
     from .tasks.answers import ANSWER_RULES, answer_rule
 
@@ -93,6 +99,7 @@ def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, 
             pairs.append((i, j))
     cross = [is_correct(responses[i], golds[j]) for i, j in pairs]
     cross_strict = [is_correct(responses[i], golds[j], strict=True) for i, j in pairs]
+    fallback = [i for i in range(n) if right[i] and rules[i] == "last number"]
     return {"n": n, "rules": {r: rules.count(r) for r in ANSWER_RULES},
             "right_by_rule": {r: sum(ok for ok, x in zip(right, rules, strict=True) if x == r)
                               for r in ANSWER_RULES},
@@ -101,7 +108,32 @@ def verifier_audit(responses: Sequence[str], golds: Sequence[str]) -> dict[str, 
                                     for t, g in zip(responses, golds, strict=True))),
             "cross_prompt_pairs": len(pairs),
             "cross_prompt_right": sum(cross) / len(pairs) if pairs else 0.0,
-            "cross_prompt_right_strict": sum(cross_strict) / len(pairs) if pairs else 0.0}
+            "cross_prompt_right_strict": sum(cross_strict) / len(pairs) if pairs else 0.0,
+            "fallback_right_shown": sum(shows_answer(responses[i], golds[i]) for i in fallback),
+            "fallback_right_unshown": [i for i in fallback if not shows_answer(responses[i], golds[i])],
+            "cross_prompt_hits": [[i, j] for (i, j), hit in zip(pairs, cross, strict=True) if hit]}
+
+
+# a number right after "####", "answer is" or "=" (optionally a currency sign between)
+_SHOWN = re.compile(r"(?:####|answer is|=)[ \t]*[$\u20ac\u00a3]?[ \t]*(" + _NUMBER_PATTERN + ")",
+                    re.IGNORECASE)
+_BARE = re.compile(r"[$\u20ac\u00a3]?(" + _NUMBER_PATTERN + r")\.?")
+
+
+def shows_answer(text: str, gold: str | int | float) -> bool:
+    """Whether ``text`` shows ``gold`` as a result: right after ``####``, after "answer is",
+    or as the result of a computation it writes out (``... = 13``), anywhere in the text; or
+    is the bare number itself (``"19"``).
+
+    A reader's check for auditing the verifier (:func:`verifier_audit`, notebook 05), not a
+    verifier: a response that states a right answer in words only ("Maya has 16 left") does
+    not show it, so it undercounts the right responses; one that ends on a number of the
+    question ("There are 13 placeholders") does not show it either, which the lenient
+    verifier's last-number fallback would mark right."""
+    text = text.replace("\u2212", "-")
+    bare = _BARE.fullmatch(text.strip())  # the whole response is the number: a plain answer
+    return (bare is not None and answers_equal(bare.group(1), gold)) or any(
+        answers_equal(m.group(1), gold) for m in _SHOWN.finditer(text))
 
 
 class MajorityVoteReranker:

@@ -349,8 +349,11 @@ def folder_lock(out: Path, resume: bool) -> Iterator[None]:
 
 # ---------------------------------------------------------------- training reuse
 RUN_KINDS = ("loop", "tune")  # the folders of a preset's runs: runs/<preset>/<kind>/<run>
+# per optimizer step, beside the losses: a round's row holds each as a list named "<key>s"
+# (``margins``, ``chosen_logps``, ...; the trainer's per-step log, trainer.TrainResult.logs)
+STEP_LOGS = ("margin", "chosen_logp", "rejected_logp", "chosen_ref_logp", "rejected_ref_logp")
 REUSED_STATS = ("train_steps", "loss_first", "loss_last", "losses", "ranking_accuracy_last",
-                "train_seconds", "train_processes")
+                "train_seconds", "train_processes", *(f"{k}s" for k in STEP_LOGS))
 
 # LoopConfig fields that change what a round's training does to the policy, given its lists
 # (sampling, ranking and list settings reach training only through the lists, which the key

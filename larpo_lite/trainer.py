@@ -198,7 +198,12 @@ class TrainResult:
             of correctly ordered pairs, None for sft), margin (mean gamma_first - gamma_last,
             None for sft), lr, grad_norm (before clipping), tokens (real tokens run through
             the model, all processes; with ``share_prompt`` a list's prompt counts once),
-            seconds.
+            seconds; and, None for sft, the log-probs behind the margin, each summed over a
+            response's tokens and averaged over the step's lists, computed before the step's
+            update: chosen_logp and rejected_logp (the policy's ``log pi`` of each list's first
+            and last response) and chosen_ref_logp and rejected_ref_logp (the reference's), so
+            ``margin = beta * ((chosen_logp - chosen_ref_logp) - (rejected_logp -
+            rejected_ref_logp))``: a margin can grow while both policy log-probs fall.
         reference: the reference cache (None for sft).
         config: the configuration used.
         seconds: total wall time, reference computation included.
@@ -553,8 +558,8 @@ def train_ranking(
                       else {"disable": True}))
     model.train()
     # local sums over the micro-batches of one step: loss, correct pairs, pairs, margin, lists,
-    # tokens
-    acc = torch.zeros(6, dtype=torch.float64, device=accelerator.device)
+    # tokens, then the log-probs of the first and last responses (policy, reference)
+    acc = torch.zeros(6 + len(_LOGP_KEYS), dtype=torch.float64, device=accelerator.device)
     t_step = time.perf_counter()
     step = 0
     lr = scheduler.get_last_lr()[0]
@@ -585,6 +590,7 @@ def train_ranking(
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "tokens": int(tot[5]),
             "seconds": time.perf_counter() - t_step,
+            **{k: float(tot[6 + i] / tot[4]) if ranking else None for i, k in enumerate(_LOGP_KEYS)},
         }
         logs.append(row)
         if callback is not None:
@@ -637,13 +643,14 @@ def _micro_step(
     loss_kwargs: dict[str, Any],
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss (mean over the local lists) and the 6 local statistics sums of one micro-batch."""
+    """Loss (mean over the local lists) and the local statistics sums of one micro-batch: loss,
+    correct pairs, pairs, margin, lists, tokens, then the ``_LOGP_KEYS`` log-probs."""
     if loss_fn is None:  # sft: mean per-token log-prob of each list's first response
         firsts = [RankedList(x.prompt, x.responses[:1], None, x.truncated and x.truncated[:1])
                   for x in lists]
         lp, n_tokens = _policy_logprobs(model, tokenizer, firsts, config, device, "mean")
         loss = -lp.mean()
-        stats = [loss.detach(), 0.0, 0.0, 0.0, len(lists), n_tokens]
+        stats = [loss.detach(), 0.0, 0.0, 0.0, len(lists), n_tokens] + [0.0] * len(_LOGP_KEYS)
         return loss, _stats(stats, device)
     prompts, responses, counts = _flatten(lists)
     pol, n_tokens = _policy_logprobs(model, tokenizer, lists, config, device)  # [N]
@@ -662,8 +669,22 @@ def _micro_step(
         n_pairs = L.lambdarank_weights(g, mask, rewards, "none").sum()
         correct = L.ranking_accuracy(g, mask, rewards) * n_pairs
         margin = L.margins(g, mask).sum()
-    stats = [loss.detach(), correct.round(), n_pairs, margin, len(lists), n_tokens]
+        ends = [_first_and_last(v, counts) for v in (pol.detach(), ref)]  # [B] each, twice
+    stats = [loss.detach(), correct.round(), n_pairs, margin, len(lists), n_tokens,
+             *(x.sum() for pair in ends for x in pair)]
     return loss, _stats(stats, device)
+
+
+# the per-step log's log-probs, in the order _micro_step sums them (TrainResult.logs)
+_LOGP_KEYS = ("chosen_logp", "rejected_logp", "chosen_ref_logp", "rejected_ref_logp")
+
+
+def _first_and_last(flat: torch.Tensor, counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of ``flat`` [sum(counts)] (per response, lists in order): each list's first and last
+    entry, ``[B]`` each."""
+    values, mask = pad_to_lists(flat, counts)  # [B, K]
+    last = (mask.sum(dim=1) - 1).clamp(min=0)
+    return values[:, 0], values.gather(1, last.unsqueeze(1)).squeeze(1)
 
 
 def _policy_logprobs(

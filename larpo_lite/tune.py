@@ -333,6 +333,20 @@ def chosen_settings(path: str | Path, preset: str) -> dict[str, dict[str, Any]]:
     return {o: c for o, c in chosen.items() if isinstance(c, dict) and "lr" in c}
 
 
+def read_choices(params: Any) -> dict[str, dict[str, Any]]:
+    """The study's choices for a notebook run with ``params`` (:func:`chosen_settings`): this
+    run's reports folder's ``tuning_validation.json``, else the repository's committed one
+    (a run of the default preset with a changed value writes its reports under ``runs/`` but
+    trains at the default study's step sizes); ``{}`` when neither belongs to its preset."""
+    from .paths import repo_root
+    from .replay import results_preset
+
+    own = params.out_dir("reports", create=False) / "tuning_validation.json"
+    committed = repo_root() / "reports" / "tuning_validation.json"
+    preset = results_preset(params)  # a replay reads the recorded preset's study
+    return chosen_settings(own, preset) or chosen_settings(committed, preset)
+
+
 def apply_choice(cfg: LoopConfig, chosen: dict[str, dict[str, Any]]) -> LoopConfig:
     """``cfg`` at the lr and beta chosen for its objective (``chosen`` as
     :func:`chosen_settings` returns it; a choice without ``beta`` keeps ``cfg.beta``), or

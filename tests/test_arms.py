@@ -1,6 +1,8 @@
 """The arms of notebook 07: equal sampling budgets, seeds on the headline arms, and
 comparisons whose standard error carries the seeds' spread."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,48 @@ def test_rows_curves_and_over_optimization():
     with pytest.raises(ValueError, match="no arm"):
         arms.compare(arm_list, runs, "LARPO ranknet", "init")
     assert arms.last_vs_first(runs["LARPO listmle"])["diff"] == pytest.approx(6 / 40)
+
+
+def test_for_params_builds_the_arms_at_the_study_choices_of_its_preset(tmp_path, monkeypatch):
+    import json
+
+    from larpo_lite import tune
+    from larpo_lite.config import Params
+
+    p = Params.load("smoke", reports_dir=str(tmp_path), train_seeds=[0, 1, 2])
+    found, tuned = arms.for_params(p)
+    assert tuned == {} and {a.config.lr for a in found} == {p.lr}
+    study = {"params": {"preset": "smoke"},
+             "metrics": {"chosen": {"pairwise": {"lr": 3e-4, "diff": 0.1},
+                                    "listmle": {"lr": 7e-5, "diff": 0.2},
+                                    "contrastive": {"lr": 1e-4, "diff": 0.05}}}}
+    monkeypatch.setattr(p.__class__, "out_dir", lambda self, kind, create=True: tmp_path)
+    (tmp_path / "tuning_validation.json").write_text(json.dumps(study))
+    assert tune.read_choices(p)["listmle"]["lr"] == 7e-5
+    found, _ = arms.for_params(p)
+    by = {a.name: a for a in found}
+    assert by["iterative DPO"].config.lr == 3e-4 and by["LARPO listmle"].config.lr == 7e-5
+    assert by["LARPO listmle"].headline and by["LARPO listmle"].seeds == (0, 1, 2)
+    assert by["LARPO contrastive"].seeds == (0,) and not by["LARPO contrastive"].headline
+
+
+def test_run_parallel_runs_every_seed_of_every_arm_in_worker_processes(tmp_path, monkeypatch):
+    from larpo_lite.loop import run_dir
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path))  # inherited by the spawned workers
+    base = LoopConfig(model_name="tiny-random", device="cpu", dtype="float32", batch_size=16,
+                      iterations=1, prompts_per_iter=4, k=4, max_new_tokens=8, lr=1e-3, epochs=1,
+                      lists_per_step=2, lora_r=4, n_val=2, n_test=2, eval_samples=0,
+                      show_progress=False)
+    two = [arms.Arm("a", base, (0, 1)), arms.Arm("b", dataclasses.replace(base, objective="listmle"), (0,))]
+    got = arms.run_parallel(two, "smoke", workers=2)
+    assert {k: len(v) for k, v in got.items()} == {"a": 2, "b": 1}
+    assert [[r["iteration"] for r in rows] for rows in got["a"]] == [[0, 1], [0, 1]]
+    for a in two:
+        for cfg in a.configs():  # each run in its own folder under the workers' runs/
+            assert (run_dir(cfg, "smoke") / "results.jsonl").is_file()
+    # the same runs asked again (another notebook) are read back, not run: same rows
+    again = arms.run_parallel(two, "smoke", workers=1, stop_after=1)
+    assert [r["test_correct"] for r in again["b"][0]] == [r["test_correct"] for r in got["b"][0]]
+    with pytest.raises(ValueError, match="workers"):
+        arms.run_parallel(two, "smoke", workers=0)

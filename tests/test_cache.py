@@ -145,3 +145,35 @@ def test_a_failed_save_leaves_no_temp_file_and_no_entry(tmp_path):
     with pytest.raises(TypeError):
         cache.save_candidates(CandidateSet(probs, gens, np.zeros((2, 1), bool)), tmp_path / "c.jsonl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_callers_of_one_key_at_once_sample_it_once(tiny, tmp_path, monkeypatch):
+    """Two loop runs of one seed start together: the second waits on the key's lock and reads
+    the first's file instead of sampling the same responses again."""
+    import threading
+    import time
+
+    model, tok = tiny
+    sampler = HFSampler(model, tok, batch_size=8)
+    probs = load_split("validation", 2)
+    real, calls = cache.sample_candidates, []
+
+    def slow(*a, **k):
+        calls.append(1)
+        time.sleep(0.5)  # long enough for the other caller to arrive while this one samples
+        return real(*a, **k)
+
+    monkeypatch.setattr(cache, "sample_candidates", slow)
+    got = []
+
+    def ask():
+        got.append(cache.cached_candidates(sampler, probs, tok, k=2, temperature=1.0,
+                                           max_new_tokens=4, seed=3, root=tmp_path))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 2
+    assert [g.texts for g in got[0].generations] == [g.texts for g in got[1].generations]

@@ -5,6 +5,7 @@ when needed, and no other run does."""
 import base64
 import io
 import random
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -15,6 +16,8 @@ from larpo_lite.errors import LarpoLiteError
 from larpo_lite.notebooks import (
     EXECUTED_DIR,
     EXECUTED_MAX_BYTES,
+    SOLUTIONS_EXECUTED_DIR,
+    SOLUTIONS_FOLDER,
     WIDGET_VIEW,
     executed_copy_problems,
     executed_dir_for,
@@ -246,13 +249,38 @@ def test_only_the_default_run_of_the_notebooks_writes_executed(tmp_path):
     assert executed_dir_for("default") == committed
     assert executed_dir_for("smoke") is None
     assert executed_dir_for("gpu-small") is None
-    assert executed_dir_for("default", folder="notebooks/solutions") is None
+    assert executed_dir_for("default", folder=SOLUTIONS_FOLDER) == committed / "solutions"
+    assert executed_dir_for("smoke", folder=SOLUTIONS_FOLDER) is None
+    assert executed_dir_for("default", folder=str(tmp_path)) is None
     assert executed_dir_for("default", overrides={"n_test": 2}) is None
+    assert executed_dir_for("default", folder=SOLUTIONS_FOLDER, overrides={"n_test": 2}) is None
     assert executed_dir_for("smoke", executed_dir=tmp_path) == tmp_path
-    with pytest.raises(ValueError, match="default run"):
-        executed_dir_for("smoke", executed_dir=committed)
+    for folder, target in [("notebooks", committed), ("notebooks", committed / "solutions"),
+                           (SOLUTIONS_FOLDER, committed / "solutions"), (SOLUTIONS_FOLDER, committed)]:
+        with pytest.raises(ValueError, match="default run's copies"):
+            executed_dir_for("smoke", folder=folder, executed_dir=target)
+    with pytest.raises(ValueError, match="default run's copies"):
+        executed_dir_for("default", folder=SOLUTIONS_FOLDER, executed_dir=committed)
     with pytest.raises(ValueError, match="jobs=1"):
         run_notebooks("smoke", jobs=2, executed_dir=tmp_path)
+
+
+def _publish_every_placeholder(nb):
+    """What the notebook's last cell would publish (``prose.publish``): a value for each of
+    its markdown placeholders, so that the run renders them."""
+    from larpo_lite import prose
+
+    values: dict = {}
+    for cell in nb.cells:
+        for name in prose.placeholders(cell.source) if cell.cell_type == "markdown" else []:
+            *path, last = name.split(".")
+            node = values
+            for part in path:
+                node = node.setdefault(part, {})
+            node[last] = 1
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if values and code:
+        code[-1].outputs.append(new_output("display_data", data={prose.MIME: values, "text/plain": ""}))
 
 
 def _fake_papermill(monkeypatch):
@@ -261,6 +289,7 @@ def _fake_papermill(monkeypatch):
 
     def execute(src, dst, parameters=None, **_):
         nb = _executed(nbformat.read(src, as_version=4), preset=parameters["preset"])
+        _publish_every_placeholder(nb)
         nbformat.write(nb, dst)
 
     monkeypatch.setattr(pm, "execute_notebook", execute)
@@ -281,18 +310,100 @@ def test_run_writes_a_checked_copy_where_asked(tmp_path, monkeypatch):
     assert sorted((repo_root() / EXECUTED_DIR).glob("*")) == before
 
 
-def test_default_run_copies_notebooks_but_not_solutions(tmp_path, monkeypatch):
+def test_default_run_copies_notebooks_then_executes_their_solutions(tmp_path, monkeypatch):
+    """The default run (here of 04 and 08) executes their solutions after them, each into
+    executed/solutions/ with its wall time under ``solutions``; other runs execute none."""
     _fake_papermill(monkeypatch)
     copied = []
     monkeypatch.setattr(nbs, "write_executed_copy", lambda path, dest: copied.append((path.name, dest)))
     import larpo_lite.workshop as workshop
 
-    monkeypatch.setattr(workshop, "after_default_notebook", lambda *a, **k: None)  # no reports/ write
-    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))  # the replay at the run's end
-    run_notebooks("default", only=["01"], out_dir=tmp_path, folder="notebooks/solutions")
-    assert copied == []
-    run_notebooks("default", only=["04"], out_dir=tmp_path)
-    assert copied == [("04_ranking_losses.ipynb", repo_root() / EXECUTED_DIR)]
+    timed = []  # no reports/ write
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda nb, s, preset="default": timed.append((nb, preset)))
+    monkeypatch.setattr(nbs, "_replay_after_default_run",  # the replays at the run's end
+                        lambda paths, _log: timed.append(([p.stem for p in paths], "replay")))
+    run_notebooks("smoke", only=["04"], out_dir=tmp_path)
+    assert copied == [] and timed == []
+    run_notebooks("default", only=["04", "08"], out_dir=tmp_path)
+    exe = repo_root() / EXECUTED_DIR
+    assert copied == [("04_ranking_losses.ipynb", exe), ("08_scaling_up.ipynb", exe),
+                      ("04_ranking_losses_solutions.ipynb", exe / "solutions"),
+                      ("08_scaling_up_solutions.ipynb", exe / "solutions")]
+    # the solutions inside the default run, before the replays that follow it
+    assert timed == [("04_ranking_losses", "default"), ("08_scaling_up", "default"),
+                     ("04_ranking_losses_solutions", "solutions"),
+                     ("08_scaling_up_solutions", "solutions"),
+                     (["04_ranking_losses", "08_scaling_up"], "replay")]
+    assert (tmp_path / "solutions" / "08_scaling_up_solutions.ipynb").is_file()
+
+
+def test_a_failing_solution_is_named_after_the_others_ran(tmp_path, monkeypatch):
+    import papermill as pm
+
+    _fake_papermill(monkeypatch)
+    ok = pm.execute_notebook
+    ran = []
+
+    def execute(src, dst, parameters=None, **kw):
+        ran.append(Path(src).name)
+        if Path(src).name.startswith("04_") and "solutions" in src:
+            raise RuntimeError("exercise 2 broke")
+        ok(src, dst, parameters=parameters, **kw)
+
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+    monkeypatch.setattr(nbs, "write_executed_copy", lambda *a, **k: None)
+    import larpo_lite.workshop as workshop
+
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda *a, **k: None)
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    replayed = []
+    monkeypatch.setattr(nbs, "_replay_after_default_run", lambda *a: replayed.append(a))
+    with pytest.raises(LarpoLiteError, match=r"solutions notebook\(s\) failed.*04 \(RuntimeError: "
+                                             r"exercise 2 broke\)"):
+        run_notebooks("default", only=["04", "08"], out_dir=tmp_path)
+    assert "08_scaling_up_solutions.ipynb" in ran  # after 04's failed
+    assert len(replayed) == 1  # and the run went on to its replays
+
+
+def test_the_parallel_default_run_executes_the_solutions_in_its_parent(tmp_path, monkeypatch):
+    _fake_papermill(monkeypatch)
+    monkeypatch.setattr(nbs, "_run_parallel", lambda preset, paths, *a: paths)  # the notebooks
+    copied = []
+    monkeypatch.setattr(nbs, "write_executed_copy", lambda path, dest: copied.append(path.name))
+    import larpo_lite.workshop as workshop
+
+    for name in ("after_default_notebook", "record_suite", "write_guide"):
+        monkeypatch.setattr(workshop, name, lambda *a, **k: None)
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(nbs, "_replay_after_default_run", lambda *a: None)
+    run_notebooks("default", jobs=2, out_dir=tmp_path)
+    assert copied == [p.name for p in nbs.notebook_paths(folder=SOLUTIONS_FOLDER)]
+    copied.clear()
+    monkeypatch.setenv(nbs.CHILD_ENV, "1")  # a --jobs child runs its notebook only
+    run_notebooks("default", only=["08"], out_dir=tmp_path)
+    assert copied == ["08_scaling_up.ipynb"]
+
+
+SOLUTION_SOURCES = nbs.notebook_paths(folder=SOLUTIONS_FOLDER)
+
+
+@pytest.mark.parametrize("source", SOLUTION_SOURCES, ids=lambda p: p.name)
+def test_every_solutions_notebook_has_a_committed_executed_copy_with_outputs(source):
+    """Fails until the next default run writes executed/solutions/."""
+    copy = repo_root() / SOLUTIONS_EXECUTED_DIR / source.name
+    assert copy.is_file(), f"no {SOLUTIONS_EXECUTED_DIR}/{source.name}: run `make notebooks`"
+    assert executed_copy_problems(copy, source.parent) == []
+    nb = nbformat.read(copy, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    assert all(c.get("execution_count") for c in code), "every code cell ran"
+    assert sum(bool(c.get("outputs")) for c in code) >= len(code) // 2, "the solutions show their outputs"
+
+
+def test_committed_solutions_copies_each_have_a_source():
+    """No executed copy of a solutions notebook that no longer exists."""
+    have = {p.name for p in SOLUTION_SOURCES}
+    assert sorted(p.name for p in (repo_root() / SOLUTIONS_EXECUTED_DIR).glob("*.ipynb")
+                  if p.name not in have) == []
 
 
 @pytest.mark.slow

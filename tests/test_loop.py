@@ -299,10 +299,35 @@ def test_a_run_can_start_from_the_sft_policy(tmp_path):
     assert cfg.to_dict()["start"] == "sft"
     rows = run_loop(cfg, tmp_path / "loop" / "a")
     assert rows[0]["sft_steps"] > 0 and rows[0]["sft_loss_first"] > rows[0]["sft_loss_last"]
+    assert len(rows[0]["sft_losses"]) == rows[0]["sft_steps"]  # per optimizer step
     shared = [p for p in (tmp_path / "sft").glob("sft-*") if p.is_dir()]
     assert len(shared) == 1 and (shared[0] / "adapter_config.json").is_file()
-    # a second run with the same SFT settings loads it: the same round 0
+    written = (shared[0] / "adapter_config.json").stat().st_mtime_ns
+    # a second run with the same SFT settings loads it (not trained again): the same round 0,
+    # with the statistics of the training that made it
     again = run_loop(dataclasses.replace(cfg, lr=1e-3), tmp_path / "loop" / "b")
-    assert "sft_steps" not in again[0] and again[0]["val_correct"] == rows[0]["val_correct"]
+    assert (shared[0] / "adapter_config.json").stat().st_mtime_ns == written
+    assert again[0]["val_correct"] == rows[0]["val_correct"]
+    assert again[0]["sft_losses"] == rows[0]["sft_losses"]
     with pytest.raises(ValueError, match="unknown start"):
         dataclasses.replace(plain, start="dpo").validate()
+
+
+def test_recall_after_a_run_is_a_pass_at_n_curve_of_its_trained_policy(tmp_path, monkeypatch):
+    from larpo_lite import metrics
+    from larpo_lite.loop import recall_after
+
+    monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
+    cfg = LoopConfig(**{**TINY, "iterations": 1, "n_test": 3})
+    run_loop(cfg, tmp_path / "run")
+    calls = []
+    real = metrics.per_problem_recall
+    monkeypatch.setattr("larpo_lite.loop.per_problem_recall",
+                        lambda c, grid: calls.append(c.shape) or real(c, grid))
+    got = recall_after(cfg, tmp_path / "run", n_problems=2, n_samples=4, n_grid=[1, 2, 4],
+                       temperature=1.0)
+    assert set(got) == {1, 2, 4} and all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v)
+                                          for v in got.values())
+    assert calls == [(2, 4)]  # 2 problems x 4 samples each
+    with pytest.raises(ValueError, match="pass@8 needs at least"):
+        recall_after(cfg, tmp_path / "run", 2, 4, [1, 8], 1.0)

@@ -148,8 +148,9 @@ def test_alignment_notebooks_run_on_a_reward_scored_task(tmp_path, uf_dir):
     # runs, before the loop's pass@N / reward@N evaluation
     assert "reward@2" in rows[0] and all("pass@2" not in r for r in rows)
     r07 = json.loads((tmp_path / "reports" / "07_larpo_loop.json").read_text())
-    runs = r07["metrics"]["runs"]
-    assert all("test_reward@2" in rows[-1] for rows in runs.values())
+    runs = r07["metrics"]["runs"]  # {arm: [rows of each seed]}
+    assert all("test_reward@2" in rows[-1] for seeds in runs.values() for rows in seeds)
+    assert r07["metrics"]["recall_after"] == {}  # no right or wrong answers to recall
 
 
 # ---------------------------------------------------------------- what a run writes (no kernel)
@@ -166,7 +167,7 @@ def _fake_papermill(monkeypatch, ran, step=None):
         ran.append((Path(src).stem, dict(parameters)))
         if step is not None:
             step(Params.from_mapping(parameters), Path(src).stem)
-        Path(dst).write_text("{}")
+        nbformat.write(nbformat.v4.new_notebook(), dst)  # an empty notebook: nothing to render
 
     monkeypatch.setattr(pm, "execute_notebook", execute)
 
@@ -185,10 +186,12 @@ def test_the_default_run_replays_each_notebook_at_its_end_and_a_replay_writes_no
     assert [r[1]["preset"] for r in ran] == ["replay"] and timed == []  # no tracked file
     assert (tmp_path / "runs" / "replay" / "01_ir_analogy.ipynb").is_file()
     ran.clear()
-    run_notebooks("default", only=["01"])
+    run_notebooks("default", only=["01"])  # its solutions run inside the default run, then the replay
     assert [(nb, p["preset"]) for nb, p in ran] == [("01_ir_analogy", "default"),
+                                                    ("01_ir_analogy_solutions", "default"),
                                                     ("01_ir_analogy", "replay")]
-    assert timed == [("01_ir_analogy", "default"), ("01_ir_analogy", "replay")]
+    assert timed == [("01_ir_analogy", "default"), ("01_ir_analogy_solutions", "solutions"),
+                     ("01_ir_analogy", "replay")]
     ran.clear()
     timed.clear()
     monkeypatch.setenv(notebooks.CHILD_ENV, "1")  # a --jobs child: its parent replays

@@ -48,7 +48,7 @@ def test_the_default_run_writes_the_committed_folders():
     assert p.is_default_run()
     assert _where(p) == {k: repo_root() / COMMITTED[k] for k in KINDS}
     # the notebook as committed, opened in Jupyter, is the default run too
-    assert Params.from_globals(_cell_values("01")).is_default_run()
+    assert Params.for_notebook(_cell_values("01")).is_default_run()
 
 
 @pytest.mark.parametrize("preset", ["smoke", "replay", "gpu-small", "gpu-7b"])
@@ -74,7 +74,7 @@ def test_a_preset_based_on_default_is_its_own_preset(tmp_path, _runs):
 
 def test_papermill_parameters_that_change_a_value_are_not_the_default_run(_runs):
     """``papermill ... -p n_test 4``: the cell's values with the injected one."""
-    p = Params.from_globals(_cell_values("01", n_test=4))
+    p = Params.for_notebook(_cell_values("01", n_test=4))
     assert p.preset == "default" and not p.is_default_run()
     assert _where(p) == _runs_of(_runs, "default")
     assert executed_dir_for("default", overrides={"n_test": 4}) is None
@@ -90,7 +90,7 @@ def test_a_notebook_edited_in_jupyter_is_not_the_default_run(_runs):
     namespace: dict = {}
     exec(edited, namespace)  # what the kernel holds after the cell ran
     del namespace["__builtins__"]
-    p = Params.from_globals(namespace)
+    p = Params.for_notebook(namespace)
     assert not p.is_default_run()
     assert _where(p) == _runs_of(_runs, "default")
 

@@ -14,8 +14,8 @@ def test_hand_example():
     # part at 2 seeds is 1/8 and the problems' part V = 1/6 - 1/8 = 1/24
     base = [0, 0, 0, 0]
     treat = [[1, 0, 1, 0], [1, 1, 0, 0]]
-    assert mde_with_seeds(base, treat, 1) == pytest.approx(2 * math.sqrt((1 / 24 + 1 / 4) / 4))
-    assert mde_with_seeds(base, treat, 4) == pytest.approx(2 * math.sqrt((1 / 24 + 1 / 16) / 4))
+    assert mde_with_seeds(base, treat, 1) == pytest.approx(2.8 * math.sqrt((1 / 24 + 1 / 4) / 4))
+    assert mde_with_seeds(base, treat, 4) == pytest.approx(2.8 * math.sqrt((1 / 24 + 1 / 16) / 4))
     assert mde_with_seeds(base, treat, 2) == pytest.approx(paired_over_seeds(base, treat).paired.mde)
 
 

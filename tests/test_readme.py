@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from larpo_lite import readme, workshop
+from larpo_lite import readme
 from larpo_lite.paths import repo_root
 
 ROOT = repo_root()
@@ -67,36 +67,31 @@ def test_link_finder_sees_a_broken_link(tmp_path):
     assert _links(page) == ["missing.md", "img.png"]
 
 
-def test_moved_timing_table_agrees_with_the_timing_record():
-    table = workshop.readme_timing((ROOT / "docs" / "timing.md").read_text())
-    assert set(table["notebooks"]) == set(workshop.NOTEBOOKS)
-    recorded = workshop.read_timing()
-    for name, row in table["notebooks"].items():
-        entry = recorded["notebooks"].get(name)
-        if entry and entry["date"] == table["date"]:
-            assert entry["seconds"] == row["seconds"], name
-    suite = recorded.get("suite", {})
-    if suite.get("date") == table["date"]:
-        assert abs(suite["seconds"] - table["total_seconds"]) <= 0.01 * table["total_seconds"]
+def test_timing_page_is_generated_from_the_timing_record():
+    from larpo_lite import timing_doc
+
+    assert (ROOT / "docs" / "timing.md").read_text() == timing_doc.render(), (
+        "docs/timing.md is stale: run python -m larpo_lite.timing_doc")
 
 
 # --------------------------------------------------------------------------- rendering
-def _arm(k, strategy=None, seed=0, iterations=1, prompts=16):
-    return {"k": k, "strategy": strategy, "seed": seed, "iterations": iterations,
-            "prompts_per_iter": prompts, "reranker": "verifier"}
-
-
-def _write_report(folder: Path, preset="default", n=(40, 40, 40), seeds=(0, 0, 0)):
-    arms = {"listmle": _arm(4, seed=seeds[0]), "iterative DPO": _arm(2, "best_worst", seeds[1]),
-            "offline DPO": _arm(4, "best_worst", seeds[2])}
-    diffs = {"listmle": (0.125, 0.05), "iterative DPO": (-0.025, 0.0312), "offline DPO": (0.05, 0.04)}
+def _write_report(folder: Path, preset="default", n=(40, 40, 40), seeds=(3, 3, 1)):
+    rows = [{"arm": "LARPO listmle", "k": 4, "seeds": seeds[0], "rounds": 3, "headline": True,
+             "prompts_per_round": 16, "test_greedy": [0.25, 0.3, 0.35, 0.375]},
+            {"arm": "iterative DPO", "k": 4, "seeds": seeds[1], "rounds": 3, "headline": True,
+             "prompts_per_round": 16, "test_greedy": [0.25, 0.2, 0.22, 0.225]},
+            {"arm": "offline DPO", "k": 4, "seeds": seeds[2], "rounds": 1, "looping": False,
+             "prompts_per_round": 48, "test_greedy": [0.25, 0.3]}]
+    diffs = {"LARPO listmle": (0.125, 0.05), "iterative DPO": (-0.025, 0.0312), "offline DPO": (0.05, 0.04)}
+    kinds = {"LARPO listmle": "bootstrap over seeds and problems",
+             "iterative DPO": "bootstrap over seeds and problems", "offline DPO": "paired over problems"}
     report = {"params": {"preset": preset, "model_name": "tiny-random"},
-              "metrics": {"configs": arms,
-                          "test_greedy": {"init": 0.25, "listmle": 0.375, "iterative DPO": 0.225,
-                                          "offline DPO": 0.3},
-                          "comparisons": [{"a": a, "b": "init", "diff": d, "se": se, "n": nn}
+              "metrics": {"arms": rows, "configs": {r["arm"]: {"reranker": "verifier"} for r in rows},
+                          "test_greedy": {"init": 0.25},
+                          "comparisons": [{"a": a, "b": "init", "diff": d, "se": se, "n": nn,
+                                           "se_kind": kinds[a]}
                                           for (a, (d, se)), nn in zip(diffs.items(), n, strict=True)]
-                          + [{"a": "listmle", "b": "offline DPO", "diff": 9.0, "se": 9.0, "n": 40}]}}
+                          + [{"a": "LARPO listmle", "b": "offline DPO", "diff": 9.0, "se": 9.0, "n": 40}]}}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{readme.LOOP_REPORT}.json").write_text(json.dumps(report))
     return folder
@@ -106,19 +101,15 @@ def test_block_reads_every_number_from_the_report(tmp_path):
     block = readme.results_block(_write_report(tmp_path))
     lines = block.splitlines()
     assert lines[0] == readme.BEGIN and lines[-1] == readme.END
-    assert lines[1] == "| after 1 round of 16 prompts | test greedy accuracy | change vs initial, ± paired SE |"
+    assert lines[1] == "| after 3 rounds of 16 prompts | seeds | test greedy accuracy | change vs initial, ± SE |"
     assert lines[3:7] == [
-        "| initial policy (`tiny-random`) | 0.250 | baseline |",
-        "| LARPO listmle, lists of 4 samples | 0.375 | +0.125 ± 0.050 |",
-        "| offline DPO, best vs worst of 4 samples | 0.300 | +0.050 ± 0.040 |",
-        "| iterative DPO, best vs worst of 2 samples | 0.225 | -0.025 ± 0.031 |",
+        "| initial policy (`tiny-random`) | - | 0.250 | baseline |",
+        "| LARPO listmle (k=4, headline) | 3 | 0.375 | +0.125 ± 0.050 |",
+        "| offline DPO (k=4, one training on the initial policy's samples) | 1 | 0.300 | +0.050 ± 0.040 |",
+        "| iterative DPO (k=4, headline) | 3 | 0.225 | -0.025 ± 0.031 |",
     ]
-    assert "40 test problems" in block and "1 training seed (0)" in block and "9.000" not in block
-
-
-def test_caption_counts_the_seeds_the_report_names(tmp_path):
-    block = readme.results_block(_write_report(tmp_path, seeds=(0, 1, 1)))
-    assert "2 training seeds (0, 1)" in block
+    assert "40 test problems" in block and "9.000" not in block
+    assert "bootstrap over seeds and problems; paired over problems" in block
 
 
 def test_errors_name_the_bad_report_and_the_way_out(tmp_path):

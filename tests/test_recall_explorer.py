@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from larpo_lite import metrics, plotting
+from larpo_lite import findings, metrics, plotting
 
 # Problem 0 is always right at T=0.3 and right once at T=1.0; problem 1 is never right at
 # T=0.3 and right once at T=1.0. T=0.3 wins at N=1, ties at N=2, T=1.0 wins at N=4.
@@ -93,3 +93,55 @@ def test_live_frontend_is_off_outside_a_jupyter_server_and_can_be_forced(monkeyp
     assert plotting.live_frontend() is True
     monkeypatch.setenv("LARPO_LITE_WIDGETS", "0")
     assert plotting.live_frontend() is False
+
+
+def _per_problem(correct_by_t, grid):
+    return {t: metrics.per_problem_recall(c, grid) for t, c in correct_by_t.items()}
+
+
+def test_crossover_halves_compare_the_two_ends_paired_in_the_papers_direction():
+    pp = _per_problem(CROSS, [1, 4])
+    halves = metrics.crossover_halves(pp, 0.3, 1.0, 1, 4)  # they cross: 0.3 best at N=1, 1.0 at N=4
+    lo, hi, n, small = halves["small"]
+    assert (lo, hi, n) == (0.3, 1.0, 1)
+    assert small.diff == pytest.approx(0.5 - 0.25)  # the lower T minus the higher at N=1
+    hi2, lo2, n2, large = halves["large"]
+    assert (hi2, lo2, n2) == (1.0, 0.3, 4) and large.diff == pytest.approx(1.0 - 0.5)
+    # no crossing: the best at N=1 and its strongest rival above it at the largest N
+    three = {**CROSS, 1.2: np.zeros((2, 4), dtype=bool)}
+    got = metrics.crossover_halves(_per_problem(three, [1, 4]), 0.3, 0.3, 1, 4)
+    assert got["small"][:3] == (0.3, 1.0, 1)
+    # the highest temperature best everywhere: its rival below it
+    got = metrics.crossover_halves(_per_problem(CROSS, [1, 4]), 1.0, 1.0, 1, 4)
+    assert got["small"][:3] == (0.3, 1.0, 1)
+    assert metrics.crossover_halves(_per_problem({0.3: CROSS[0.3]}, [1, 4]), 0.3, 0.3, 1, 4) == {}
+
+
+def test_the_crossover_in_words_needs_both_halves():
+    pp = _per_problem(CROSS, [1, 4])
+    sentences, verdicts = findings.crossover(metrics.crossover_halves(pp, 0.3, 1.0, 1, 4), pp, 0.3, 1.0)
+    assert len(sentences) == 3 and set(verdicts) == {"small", "large"}
+    assert "best temperature is 0.3 at N=1 and 1.0 at N=4" in sentences[-1]
+    assert ("reproduced here." in sentences[-1]) == (verdicts["small"] == verdicts["large"] == "reproduced")
+    assert findings.crossover({}, pp, 0.3, 0.3) == ([], {})
+
+
+def test_bars_are_two_standard_errors_and_the_legend_sits_off_the_axes():
+    fig, ax = plt.subplots()
+    plotting.curves_with_bars(ax, {"a": {1: 0.2, 4: 0.5}, "b": {1: 0.1, 4: 0.3}},
+                              {"a": {1: 0.05, 4: 0.1}})
+    plotting.legend_outside(ax)
+    (data,) = plotting.figure_data(fig)
+    segments = [s for c in data["collections"] if "segments" in c for s in c["segments"]]
+    spans = sorted(round(abs(s[3] - s[1]), 6) for s in segments)  # each bar: [x, y_lo, x, y_hi]
+    assert spans == [0.2, 0.4]  # 2 SE on "a", no bars on "b"
+    assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2)
+    view = metrics.recall_view(CROSS, 0.3, 1)
+    plotting.draw_recall_view(axes, view, [1, 2, 4])
+    (_, right) = plotting.figure_data(fig)
+    bars = [s for c in right["collections"] if "segments" in c for s in c["segments"]]
+    assert sorted(round(abs(s[3] - s[1]), 6) for s in bars) == sorted(
+        round(4 * v.item() if hasattr(v, "item") else 4 * v, 6) for v in view.se.values())
+    plt.close(fig)

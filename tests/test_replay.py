@@ -250,3 +250,19 @@ def test_a_recorded_function_records_each_call_and_replays_without_calling(tmp_p
     assert never(3) == {"value": 9}
     with pytest.raises(replay.ReplayMissingError, match="square_4"):
         never(4)
+
+
+def test_a_replay_stands_for_the_preset_its_records_were_recorded_with(tmp_path):
+    from types import SimpleNamespace
+
+    from larpo_lite.replay import MANIFEST, results_preset
+
+    params = SimpleNamespace(preset="replay", replay=True, replay_dir=str(tmp_path))
+    assert results_preset(params) == "replay"  # no records: its own name
+    for nb in ("03_training_stage", "07_larpo_loop"):
+        (tmp_path / nb).mkdir()
+        (tmp_path / nb / MANIFEST).write_text(json.dumps({"recorded_preset": "default"}))
+    assert results_preset(params) == "default"
+    (tmp_path / "07_larpo_loop" / MANIFEST).write_text(json.dumps({"recorded_preset": "mine"}))
+    assert results_preset(params) == "replay"  # records of two presets: none stands for both
+    assert results_preset(SimpleNamespace(preset="smoke", replay=False, replay_dir="")) == "smoke"

@@ -11,7 +11,7 @@ from larpo_lite.paths import repo_root
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number", ["03", "05"])
+@pytest.mark.parametrize("number", ["03", "05", "08"])
 def test_a_smoke_recording_replays_to_the_same_metrics_and_figures(number, tmp_path, monkeypatch):
     recorded = {"reports": tmp_path / "rec" / "reports", "figures": tmp_path / "rec" / "figures"}
     replayed = {"reports": tmp_path / "rep" / "reports", "figures": tmp_path / "rep" / "figures"}

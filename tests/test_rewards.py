@@ -219,3 +219,33 @@ def test_the_verifier_audit_counts_rules_and_cross_prompt_false_positives():
     assert fooled["cross_prompt_right"] == 0.5 and fooled["cross_prompt_right_strict"] == 0.0
     with pytest.raises(ValueError, match="2 responses but 1"):
         verifier_audit(["a", "b"], ["1"])
+
+
+def test_shows_answer_tells_a_derived_answer_from_a_number_that_only_ends_the_text():
+    """The audit's reader check: the gold after ``####``, "answer is" or ``=`` counts; a number
+    of the question that merely ends the response does not (the verifier's fallback takes it)."""
+    from larpo_lite.rewards import shows_answer
+    from larpo_lite.tasks import is_correct
+
+    fooled = "There are 13 placeholders in this greeting: Dear [name], ..., 13"
+    assert is_correct(fooled, "13") and not shows_answer(fooled, "13")
+    for text, gold in (("6 + 7 = 13 coins in all.", "13"), ("#### 1,300", "1300"),
+                       ("The answer is \u22125", "-5"), ("cost = $13.00", "13"), (" 19.", "19")):
+        assert shows_answer(text, gold), text
+    assert not shows_answer("6 + 7 = 12, so 13 coins", "13")  # the result shown is 12
+
+
+def test_the_verifier_audit_names_its_false_positives():
+    from larpo_lite.rewards import verifier_audit
+
+    responses = ["2 + 3 = 5, so she has 5", "I see 7 cats and 7 dogs", "#### 9", "it is 9"]
+    golds = ["5", "7", "9", "3"]
+    got = verifier_audit(responses, golds)
+    # right through the fallback: 0 (shows "= 5") and 1 (only ends on 7)
+    assert got["right_by_rule"]["last number"] == 2 and got["fallback_right_shown"] == 1
+    assert got["fallback_right_unshown"] == [1]
+    # response 3 ("it is 9") checked against the next other gold, 5: no; response 2 ("#### 9")
+    # against 3: no; response 3's own gold is 3, the cycle's next gold is 5 -> none right
+    assert got["cross_prompt_hits"] == []
+    fooled = verifier_audit(["it is 7", "#### 4"], ["3", "7"])
+    assert fooled["cross_prompt_hits"] == [[0, 1]]

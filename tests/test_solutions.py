@@ -22,7 +22,7 @@ def test_parameters_are_validated_right_after_the_parameters_cell(path):
     checked with the notebooks' in tests/test_notebooks.py; here: Params validates them next."""
     nb = nbformat.read(path, as_version=4)
     i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    assert "Params.from_globals(globals())" in nb.cells[i + 1].source
+    assert "Params.for_notebook(globals())" in nb.cells[i + 1].source
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)

@@ -156,7 +156,8 @@ def test_gamma_is_zero_at_step_zero(tiny, lists):
     assert abs(first["loss"] - math.log(2)) < 1e-5
     assert abs(first["margin"]) < 1e-5
     assert set(first) == {"step", "epoch", "loss", "accuracy", "margin", "lr", "grad_norm",
-                          "tokens", "seconds"}
+                          "tokens", "seconds", "chosen_logp", "rejected_logp", "chosen_ref_logp",
+                          "rejected_ref_logp"}
     assert first["tokens"] > 0 and first["grad_norm"] > 0 and first["lr"] == pytest.approx(1e-3)
 
 
@@ -178,6 +179,33 @@ def test_training_moves_every_parameter_and_lowers_the_loss(tiny, lists, objecti
     assert not unchanged
     assert len(res.logs) == 8 and [r["step"] for r in res.logs] == list(range(8))
     assert [r["epoch"] for r in res.logs] == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_each_step_logs_the_log_probs_behind_its_margin(tiny, lists):
+    """chosen/rejected log-probs (policy and reference) of each list's first and last response,
+    summed over tokens, averaged over the step's lists, before the step's update: at step 0
+    they equal the untrained model's; at every step they recompose the margin."""
+    model, tok = tiny
+    m0 = copy.deepcopy(model)
+    res = train_ranking(model, tok, lists, cfg(epochs=3, shuffle=False))
+    first = res.logs[0]  # lists 0 and 1 (no shuffle), the untrained policy
+    prompts = [x.prompt for x in lists[:2]]
+    for key, pick in (("chosen", 0), ("rejected", -1)):
+        lp = batched_sequence_logprobs(m0, tok, prompts, [x.responses[pick] for x in lists[:2]],
+                                       max_length=128)
+        assert first[f"{key}_logp"] == pytest.approx(float(lp.mean()), rel=LOGPROB_RTOL)
+        assert first[f"{key}_ref_logp"] == pytest.approx(first[f"{key}_logp"], rel=LOGPROB_RTOL)
+    for r in res.logs:
+        recomposed = 0.5 * ((r["chosen_logp"] - r["chosen_ref_logp"])
+                            - (r["rejected_logp"] - r["rejected_ref_logp"]))
+        scale = max(abs(r[k]) for k in ("chosen_logp", "rejected_logp"))  # the margin is a
+        assert r["margin"] == pytest.approx(recomposed, abs=LOGPROB_RTOL * scale)  # float32 difference
+    later = res.logs[-1]
+    assert later["chosen_logp"] != pytest.approx(later["chosen_ref_logp"], rel=LOGPROB_RTOL)
+    sft = train_ranking(copy.deepcopy(m0), tok, [RankedList(x.prompt, x.responses[:1]) for x in lists],
+                        cfg(objective="sft", epochs=1))
+    assert all(sft.logs[0][k] is None for k in ("chosen_logp", "rejected_logp", "chosen_ref_logp",
+                                                "rejected_ref_logp"))
 
 
 def test_lambdarank_lipo_with_rewards(tiny, lists):
