@@ -164,9 +164,23 @@ def memory_rows() -> list[str]:
             f"| `{path.relative_to(ROOT)}` |" for r in data["results"]]
 
 
+def recall_workers_rows() -> list[str]:
+    """07's Recall@N after training: one process against two workers (benchmarks/recall_workers.py)."""
+    path = RESULTS / "recall_workers.json"
+    if not path.is_file():
+        return []
+    d = json.loads(path.read_text())
+    s = d["seconds"]
+    return [f"| 07's Recall@N after training, {len(d['policies'])} policies x {d['problems']} problems "
+            f"x {d['samples']} samples: one one-thread process / two one-thread workers "
+            f"({d['cpu']}, run of {d['measured'][:16].replace('T', ' ')}) | {s['one_process']} / "
+            f"{s['two_workers']} s ({d['speedup']}x; pass@N identical: {d['identical']}) "
+            f"| `{path.relative_to(ROOT)}` |"]
+
+
 def table() -> str:
     rows = (sampling_rows() + sampling_default_rows() + backend_rows() + training_rows()
-            + list_forward_rows() + memory_rows())
+            + list_forward_rows() + memory_rows() + recall_workers_rows())
     head = ["| what | measured | from |", "|---|---|---|"]
     return "\n".join([BEGIN, *head, *rows, END])
 

@@ -280,23 +280,29 @@ def run_parallel(arms: Sequence[Arm], preset: str, workers: int = 1,
     run meet at its folder's lock and the second reads back what the first ran.
 
     Returns ``{arm: [rows of seed 0, rows of seed 1, ...]}`` in the arms' order."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
     tasks = sorted(((a.name, i, cfg) for a in arms for i, cfg in enumerate(a.configs())),
                    key=lambda t: (t[2].seed, [a.name for a in arms].index(t[0])))
-    if workers == 1:
-        done = {(name, i): _run_one((cfg, preset, stop_after)) for name, i, cfg in tasks}
-    else:
-        import multiprocessing as mp
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_start, initargs=(os.getpid(),)) as pool:
-            futures = {(name, i): pool.submit(_run_one, (cfg, preset, stop_after))
-                       for name, i, cfg in tasks}
-            done = {key: f.result() for key, f in futures.items()}
+    done = in_workers(_run_one, {(name, i): (cfg, preset, stop_after) for name, i, cfg in tasks},
+                      workers)
     return {a.name: [done[(a.name, i)] for i in range(len(a.seeds))] for a in arms}
+
+
+def in_workers(fn: Any, tasks: dict[Any, Any], workers: int = 1) -> dict[Any, Any]:
+    """``{key: fn(task)}`` for each of ``tasks`` (``{key: task}``, started in their order),
+    ``workers`` at a time, each in a one-thread process of its own (spawned: ``fn`` must be
+    importable); ``workers=1`` runs them here, one after the other."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        return {key: fn(task) for key, task in tasks.items()}
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_start, initargs=(os.getpid(),)) as pool:
+        futures = {key: pool.submit(fn, task) for key, task in tasks.items()}
+        return {key: f.result() for key, f in futures.items()}
 
 
 # ------------------------------------------------------------------ notebook 07's one-call views
@@ -381,30 +387,35 @@ def rounds_figure(arms: Sequence[Arm], runs: dict[str, list[list[dict[str, Any]]
     return fig
 
 
-def recall_after_arms(arms: Sequence[Arm], preset: str, n_problems: int, n_samples: int,
-                      n_grid: Sequence[int], temperature: float) -> dict[str, dict[int, list[float]]]:
-    """Recall@N (pass@N) on the first ``n_problems`` test problems of the initial policy and of
-    each headline arm's seed-0 policy after its last round (``loop.recall_after``):
-    ``{name: {N: [P] per-problem pass@N}}`` (their means: ``metrics.recall_after`` of 07);
-    ``{}`` on a reward-scored task (no right or wrong answers to recall)."""
+def _recall_one(task: tuple[Any, ...]) -> dict[int, list[float]]:
+    """One policy's Recall@N for :func:`recall_after_arms` (importable: spawned workers)."""
     from .loop import recall_after, run_dir
 
+    cfg, preset, n_problems, n_samples, n_grid, temperature, iteration = task
+    curves = recall_after(cfg, run_dir(cfg, preset), n_problems, n_samples, n_grid, temperature,
+                          iteration=iteration)
+    return {int(n): [float(x) for x in v] for n, v in curves.items()}
+
+
+def recall_after_arms(arms: Sequence[Arm], preset: str, n_problems: int, n_samples: int,
+                      n_grid: Sequence[int], temperature: float, workers: int = 1
+                      ) -> dict[str, dict[int, list[float]]]:
+    """Recall@N (pass@N) on the first ``n_problems`` test problems of the initial policy and of
+    each headline arm's seed-0 policy after its last round (``loop.recall_after``), ``workers``
+    policies at a time (:func:`in_workers`; each sampling is seeded, so the answers do not
+    depend on it): ``{name: {N: [P] per-problem pass@N}}`` (their means:
+    ``metrics.recall_after`` of 07); ``{}`` on a reward-scored task (no right or wrong answers
+    to recall)."""
     if score_name(arms) != "accuracy":  # Recall@N needs right and wrong answers
         return {}
     head = [a for a in arms if a.headline]
     if not head:
         raise ValueError("no headline arm: nothing to measure Recall@N after")
-    cfg0 = head[0].configs()[0]
-    def plain(curves: dict[int, Any]) -> dict[int, list[float]]:
-        return {int(n): [float(x) for x in v] for n, v in curves.items()}
-
-    out = {"initial policy": plain(recall_after(cfg0, run_dir(cfg0, preset), n_problems,
-                                                n_samples, n_grid, temperature, iteration=0))}
-    for a in head:
-        cfg = a.configs()[0]
-        out[a.name] = plain(recall_after(cfg, run_dir(cfg, preset), n_problems, n_samples,
-                                         n_grid, temperature))
-    return out
+    policies = {"initial policy": (head[0].configs()[0], 0),
+                **{a.name: (a.configs()[0], None) for a in head}}
+    return in_workers(_recall_one, {name: (cfg, preset, n_problems, n_samples, list(n_grid),
+                                           temperature, iteration)
+                                    for name, (cfg, iteration) in policies.items()}, workers)
 
 
 def recall_summary(per_problem: dict[str, dict[Any, Sequence[float]]]) -> dict[str, Any]:

@@ -142,3 +142,8 @@ def test_run_parallel_runs_every_seed_of_every_arm_in_worker_processes(tmp_path,
     assert [r["test_correct"] for r in again["b"][0]] == [r["test_correct"] for r in got["b"][0]]
     with pytest.raises(ValueError, match="workers"):
         arms.run_parallel(two, "smoke", workers=0)
+    # Recall@N after training, one policy after the other or two at a time: the same numbers
+    head = [dataclasses.replace(a, headline=True) for a in two]
+    serial = arms.recall_after_arms(head, "smoke", 2, 2, [1, 2], 1.0, workers=1)
+    assert list(serial) == ["initial policy", "a", "b"] and set(serial["a"]) == {1, 2}
+    assert arms.recall_after_arms(head, "smoke", 2, 2, [1, 2], 1.0, workers=2) == serial
