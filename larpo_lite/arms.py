@@ -424,10 +424,10 @@ def recall_summary(per_problem: dict[str, dict[Any, Sequence[float]]]) -> dict[s
     initial one at each N, paired over problems: diff, se, mde, verdict)."""
     from .metrics import se_over_problems
 
+    if not per_problem:  # a reward-scored task: no Recall@N
+        return {"curves": {}, "two_se": {}, "vs_initial": {}}
     curves = {k: {int(n): float(np.mean(v)) for n, v in c.items()} for k, c in per_problem.items()}
     bars = {k: {int(n): 2 * se_over_problems(v) for n, v in c.items()} for k, c in per_problem.items()}
-    if not per_problem:
-        return {"curves": {}, "two_se": {}, "vs_initial": {}}
     init = per_problem["initial policy"]
     vs = {k: {int(n): paired_stats(init[n], v).row(k, "initial policy") for n, v in c.items()}
           for k, c in per_problem.items() if k != "initial policy"}

@@ -362,19 +362,12 @@ def graded_vs_binary(params: Any) -> dict[str, dict[str, Any]]:
     ``tuning_validation.json``, else the committed one, as :func:`larpo_lite.tune.read_choices`
     reads the step sizes); ``{}`` when the study has not measured it. Each row's ``mde`` is
     recomputed as ``MDE_Z`` x its ``se`` (80% power), whatever the file's code wrote."""
-    import json
-
     from .metrics import MDE_Z
-    from .paths import repo_root
-    from .replay import results_preset
+    from .tune import study_records
 
-    for path in (params.out_dir("reports", create=False) / "tuning_validation.json",
-                 repo_root() / "reports" / "tuning_validation.json"):
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if record.get("params", {}).get("preset") == results_preset(params):
-                rows = record.get("metrics", {}).get("graded_vs_binary") or {}
-                return {name: {**r, "mde": MDE_Z * float(r["se"])} for name, r in rows.items()}
+    for _, record in study_records(params)[:1]:
+        rows = record.get("metrics", {}).get("graded_vs_binary") or {}
+        return {name: {**r, "mde": MDE_Z * float(r["se"])} for name, r in rows.items()}
     return {}
 
 

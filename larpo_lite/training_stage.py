@@ -11,7 +11,6 @@ reference), the setting of the validation study's ``pairwise_after_sft`` grid
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -490,16 +489,10 @@ def study_summary(params: Any) -> dict[str, Any]:
     (this run's ``tuning_validation.json``, else the committed one of the same preset):
     ``found``, and when found ``file``, ``n_val``, ``written``, ``rows`` (one per setting,
     :data:`STUDY_COLUMNS`) and ``chosen`` (per grid); else ``why``."""
-    from .replay import results_preset
-
     own = params.out_dir("reports", create=False) / "tuning_validation.json"
-    committed = repo_root() / "reports" / "tuning_validation.json"
-    for path in (own, committed):
-        if not path.is_file():
-            continue
-        record = json.loads(path.read_text())
+    for path, record in tune.study_records(params):
         rows = record.get("metrics", {}).get("rows") or []
-        if record.get("params", {}).get("preset") == results_preset(params) and rows:
+        if rows:
             return {"found": True, "file": _shown(path), "n_val": record["metrics"].get("n_val"),
                     "written": record.get("written"),
                     "rows": [{k: r.get(k) for k in STUDY_COLUMNS} for r in rows if "diff" in r],

@@ -327,24 +327,39 @@ def chosen_settings(path: str | Path, preset: str) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     record = json.loads(path.read_text())
-    if record.get("params", {}).get("preset") != preset:
-        return {}
+    return _chosen(record) if record.get("params", {}).get("preset") == preset else {}
+
+
+def _chosen(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     chosen = record.get("metrics", {}).get("chosen", {})
     return {o: c for o, c in chosen.items() if isinstance(c, dict) and "lr" in c}
 
 
-def read_choices(params: Any) -> dict[str, dict[str, Any]]:
-    """The study's choices for a notebook run with ``params`` (:func:`chosen_settings`): this
-    run's reports folder's ``tuning_validation.json``, else the repository's committed one
-    (a run of the default preset with a changed value writes its reports under ``runs/`` but
-    trains at the default study's step sizes); ``{}`` when neither belongs to its preset."""
+def study_records(params: Any) -> list[tuple[Path, dict[str, Any]]]:
+    """The validation studies a notebook run with ``params`` reads, in order: this run's
+    reports folder's ``tuning_validation.json``, then the repository's committed one (a run
+    of the default preset with a changed value writes its reports under ``runs/`` but trains
+    at the default study's step sizes); each ``(path, record)`` kept only where it exists and
+    belongs to the preset these results stand for (:func:`larpo_lite.replay.results_preset`:
+    a replay reads the recorded preset's study)."""
     from .paths import repo_root
     from .replay import results_preset
 
-    own = params.out_dir("reports", create=False) / "tuning_validation.json"
-    committed = repo_root() / "reports" / "tuning_validation.json"
-    preset = results_preset(params)  # a replay reads the recorded preset's study
-    return chosen_settings(own, preset) or chosen_settings(committed, preset)
+    preset = results_preset(params)
+    out = []
+    for path in (params.out_dir("reports", create=False) / "tuning_validation.json",
+                 repo_root() / "reports" / "tuning_validation.json"):
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if record.get("params", {}).get("preset") == preset:
+                out.append((path, record))
+    return out
+
+
+def read_choices(params: Any) -> dict[str, dict[str, Any]]:
+    """The study's choices for a notebook run with ``params`` (:func:`chosen_settings`) from
+    the first of :func:`study_records` that has any; ``{}`` when none does."""
+    return next((c for _, record in study_records(params) if (c := _chosen(record))), {})
 
 
 def apply_choice(cfg: LoopConfig, chosen: dict[str, dict[str, Any]]) -> LoopConfig:
