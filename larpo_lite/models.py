@@ -34,6 +34,7 @@ import torch
 
 from .errors import LarpoLiteError
 from .paths import cache_dir
+from .progress import waiting
 
 EMBEDDED = "smollm2-135m-instruct"
 TINY = "tiny-random"
@@ -243,8 +244,7 @@ def _build_in_cache(target: Path, needs: tuple[str, ...], build: Callable[[Path]
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"[larpo-lite] another process is writing {target}; waiting for it",
-                  file=sys.stderr, flush=True)
+            waiting(f"another process is writing {target}; waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
         if complete():  # the other process made it while this one waited
             return target

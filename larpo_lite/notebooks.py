@@ -204,6 +204,9 @@ class SuiteClock:
 
 
 CHILD_ENV = "LARPO_LITE_JOBS_CHILD"  # set in the processes that _run_parallel starts
+# set in them too when the default run executes only some notebooks again (``ONLY=``): their
+# seconds go to ``reexecuted`` in reports/timing.json, the whole run's per-notebook seconds stay
+PARTIAL_ENV = "LARPO_LITE_PARTIAL_RUN"
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -302,7 +305,8 @@ def _die_with_parent() -> Any:
     return set_it
 
 
-def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output: bool) -> list[Path]:
+def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output: bool,
+                  partial: bool = False) -> list[Path]:
     """Each notebook in its own ``larpo-lite notebooks --only NN`` process, ``jobs`` at a time,
     each with ``cores // jobs`` threads (unless OMP_NUM_THREADS is set). On two cores two
     one-thread notebooks side by side do ~1.4x the work of one two-thread notebook.
@@ -318,6 +322,7 @@ def _run_parallel(preset: str, nbs: list[Path], out: Path, jobs: int, log_output
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env[CHILD_ENV] = "1"
+    env[PARTIAL_ENV] = "1" if partial else ""
     timings = recorded_seconds()  # the longest chain of notebooks starts first
     running: dict[str, subprocess.Popen] = {}
     finished: set[str] = set()
@@ -859,15 +864,17 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     out = writable_dir(Path(out_dir) if out_dir else runs_dir() / preset_folder(params.preset))
     replay_at_end = default_run and not os.environ.get(CHILD_ENV)  # a --jobs child: the parent
     whole = replay_at_end and not only and folder == "notebooks"  # the whole default run
+    partial = default_run and (bool(only) and not os.environ.get(CHILD_ENV)
+                               or os.environ.get(PARTIAL_ENV) == "1")  # some notebooks again
     clock = SuiteClock() if whole else None
     finished = False
     failed_solutions: list[str] = []
     try:
         if jobs > 1:
-            paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output)
+            paths = _run_parallel(preset, notebook_paths(only), out, jobs, log_output, partial)
         else:
             paths = _run_each(preset, values, only, out, log_output, folder, copies_to,
-                              default_run)
+                              default_run, partial)
         if replay_at_end:  # the exercise solutions, inside the default run's wall time
             failed_solutions = _run_solutions(preset, only, out / "solutions", log_output)
         finished = True
@@ -920,8 +927,10 @@ def _run_solutions(preset: str, only: Sequence[str] | None, out: Path, log_outpu
 
 
 def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, out: Path,
-              log_output: bool, folder: str, copies_to: Path | None, default_run: bool) -> list[Path]:
-    """The notebooks of :func:`run_notebooks`, one after another in this process."""
+              log_output: bool, folder: str, copies_to: Path | None, default_run: bool,
+              partial: bool = False) -> list[Path]:
+    """The notebooks of :func:`run_notebooks`, one after another in this process (``partial``:
+    the default run's notebooks executed again alone, timed under ``reexecuted``)."""
     import papermill as pm
 
     from .replay import RECORDING_ENV, finish_recording
@@ -970,7 +979,8 @@ def _run_each(preset: str, values: dict[str, Any], only: Sequence[str] | None, o
             if default_run:
                 from .workshop import after_default_notebook
 
-                after_default_notebook(nb.stem, time.perf_counter() - t0, DEFAULT_PRESET)
+                after_default_notebook(nb.stem, time.perf_counter() - t0,
+                                       "reexecuted" if partial else DEFAULT_PRESET)
             if copies_to is not None:
                 try:
                     write_executed_copy(target, copies_to)

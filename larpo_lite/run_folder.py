@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,6 +50,7 @@ from .errors import LarpoLiteError
 from .evaluate import CandidateSet
 from .jsonl import CorruptFileError, read_jsonl
 from .loop_config import LoopConfig
+from .progress import waiting
 from .trainer import RankedList
 
 
@@ -338,8 +338,8 @@ def folder_lock(out: Path, resume: bool) -> Iterator[None]:
             if not resume:
                 raise RunInUseError(f"{out} is in use by another run (it holds {lock_path}): wait "
                                     "for it to finish or stop it before starting over") from None
-            print(f"[larpo-lite] {out} is in use by another run (it holds {lock_path}); waiting "
-                  "for it to finish", file=sys.stderr, flush=True)
+            waiting(f"{out} is in use by another run (it holds {lock_path}); waiting for it "
+                    "to finish")
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

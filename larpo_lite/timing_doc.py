@@ -107,6 +107,11 @@ def render(root: str | Path | None = None) -> str:
             s = sol.get(f"{name}_solutions", {}).get("seconds", "-")
             lines.append(f"| {name} | {nbs[name]['seconds']} | {rep.get(name, {}).get('seconds', '-')} | {s} |")
         lines.append("")
+    again = timing.get("reexecuted", {})
+    if again:
+        lines += ["After the run, executed again alone (`make notebooks ONLY=...`, reading the "
+                  "same run folders; not part of the total above): "
+                  + ", ".join(f"{n} in {e['seconds']} s" for n, e in sorted(again.items())) + ".", ""]
     if plan:
         u = plan.get("unit_costs", {})
         lines += ["## The plan", "",

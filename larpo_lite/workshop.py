@@ -209,11 +209,15 @@ def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
     """Record one notebook's wall time in ``reports/timing.json``: the default run's under
     ``notebooks``, the replay of it that the default run makes at its end (``preset="replay"``)
     under ``replay``, and its exercise solutions, which the default run executes on its preset
-    (``preset="solutions"``, ``notebook`` the solutions notebook's stem), under ``solutions``."""
-    section = {"default": "notebooks", "replay": "replay", "solutions": "solutions"}[preset]
+    (``preset="solutions"``, ``notebook`` the solutions notebook's stem), under ``solutions``;
+    a notebook of the default run executed again alone afterwards (``make notebooks ONLY=NN``,
+    ``preset="reexecuted"``) goes under ``reexecuted``, leaving the whole run's seconds."""
+    section = {"default": "notebooks", "replay": "replay", "solutions": "solutions",
+               "reexecuted": "reexecuted"}[preset]
     entry = {"seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
              "source": ("larpo-lite notebooks --preset default (notebooks/solutions)"
-                        if preset == "solutions" else f"larpo-lite notebooks --preset {preset}"),
+                        if preset == "solutions" else f"larpo-lite notebooks --preset {preset}"
+                        if preset != "reexecuted" else "larpo-lite notebooks --preset default --only"),
              "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))}
     return _update_timing(path, lambda data: data.setdefault(section, {}).__setitem__(notebook, entry))
 
@@ -225,14 +229,19 @@ def record_suite(seconds: float, jobs: int, note: str = "", path: str | Path | N
     over every notebook) in ``reports/timing.json`` under ``suite``; ``note`` and ``reused``
     say what the run could reuse (trained rounds left by earlier work: ``[]`` for a run from
     scratch); a run cut and started again is ``resumed``, its ``seconds`` the sum of its
-    ``segments``."""
+    ``segments``. Notebooks executed again after an earlier run (``reexecuted``) are dropped."""
     entry = {"seconds": round(float(seconds)), "jobs": int(jobs),
              "date": today or dt.date.today().isoformat(),
              "source": f"larpo-lite notebooks --preset default --jobs {jobs}" + (f"; {note}" if note else ""),
              "reused": list(reused or []), "resumed": bool(resumed)}
     if resumed:
         entry["segments"] = [round(float(x), 1) for x in segments or []]
-    return _update_timing(path, lambda data: data.__setitem__("suite", entry))
+
+    def update(data: dict) -> None:
+        data["suite"] = entry
+        data.pop("reexecuted", None)  # those of an earlier run
+
+    return _update_timing(path, update)
 
 
 def after_default_notebook(notebook: str, seconds: float, preset: str = "default") -> None:

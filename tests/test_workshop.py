@@ -179,6 +179,30 @@ def test_record_suite_keeps_the_run_and_what_it_reused(tmp_path):
     assert read_timing(path)["suite"]["source"] == "larpo-lite notebooks --preset default --jobs 1"
 
 
+def test_a_notebook_executed_again_keeps_the_runs_seconds_and_is_named(tmp_path):
+    import shutil
+
+    from larpo_lite import timing_doc
+    from larpo_lite.paths import repo_root
+    from larpo_lite.workshop import read_timing, record_suite, record_timing
+
+    path = tmp_path / "reports" / "timing.json"
+    path.parent.mkdir()
+    (tmp_path / "params").mkdir()
+    shutil.copy(repo_root() / "params" / "default.yaml", tmp_path / "params")
+    record_timing("04_ranking_losses", 2568.2, path=path, today="2026-12-07")
+    record_suite(7296, 2, path=path, today="2026-12-08")
+    record_timing("04_ranking_losses", 91.4, path=path, today="2026-12-08", preset="reexecuted")
+    timing = read_timing(path)
+    assert timing["notebooks"]["04_ranking_losses"]["seconds"] == 2568
+    assert timing["reexecuted"]["04_ranking_losses"]["seconds"] == 91
+    text = timing_doc.render(tmp_path)
+    assert "| 04_ranking_losses | 2568 |" in text and "04_ranking_losses in 91 s" in text
+    record_suite(7000, 2, path=path)  # the next whole run: nothing was executed again after it
+    assert "reexecuted" not in read_timing(path)
+    assert "executed again alone" not in timing_doc.render(tmp_path)
+
+
 def test_reused_work_note_counts_only_rounds_trained_before_the_run(tmp_path):
     import json
     import os
