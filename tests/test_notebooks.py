@@ -190,13 +190,17 @@ def test_the_default_run_replays_each_notebook_at_its_end_and_a_replay_writes_no
     assert [(nb, p["preset"]) for nb, p in ran] == [("01_ir_analogy", "default"),
                                                     ("01_ir_analogy_solutions", "default"),
                                                     ("01_ir_analogy", "replay")]
-    assert timed == [("01_ir_analogy", "default"), ("01_ir_analogy_solutions", "solutions"),
+    assert timed == [("01_ir_analogy", "reexecuted"), ("01_ir_analogy_solutions", "solutions"),
                      ("01_ir_analogy", "replay")]
     ran.clear()
     timed.clear()
     monkeypatch.setenv(notebooks.CHILD_ENV, "1")  # a --jobs child: its parent replays
     run_notebooks("default", only=["01"])
     assert [p["preset"] for _, p in ran] == ["default"] and timed == [("01_ir_analogy", "default")]
+    timed.clear()
+    monkeypatch.setenv(notebooks.PARTIAL_ENV, "1")  # a child of `make notebooks ONLY=01`
+    run_notebooks("default", only=["01"])
+    assert timed == [("01_ir_analogy", "reexecuted")]
 
 
 def test_a_recording_swaps_in_only_when_the_notebook_ran_to_its_end(tmp_path, monkeypatch):
@@ -244,7 +248,8 @@ def test_a_whole_default_run_records_its_wall_time_summed_over_its_segments(tmp_
     monkeypatch.setenv("LARPO_LITE_RUNS", str(tmp_path / "runs"))
     ran: list = []
     _fake_papermill(monkeypatch, ran)
-    monkeypatch.setattr(workshop, "after_default_notebook", lambda *a, **k: None)
+    timed: list = []
+    monkeypatch.setattr(workshop, "after_default_notebook", lambda nb, s, preset="default": timed.append(preset))
     monkeypatch.setattr(notebooks, "write_executed_copy", lambda *a, **k: None)
     monkeypatch.setattr(workshop, "write_guide", lambda *a, **k: None)
     suites: list = []
@@ -258,6 +263,7 @@ def test_a_whole_default_run_records_its_wall_time_summed_over_its_segments(tmp_
     assert kw["resumed"] and kw["segments"][0] == 100.0 and len(kw["segments"]) == 2
     assert args[0] == pytest.approx(sum(kw["segments"]), abs=0.2) and kw["reused"] == []
     assert not seg.exists()
+    assert "reexecuted" not in timed and "default" in timed  # the whole run's own seconds
     suites.clear()
     run_notebooks("default", only=["01"])  # one notebook is not the whole run
     assert suites == []
