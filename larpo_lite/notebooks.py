@@ -864,8 +864,9 @@ def run_notebooks(preset: str, only: Sequence[str] | None = None, out_dir: str |
     out = writable_dir(Path(out_dir) if out_dir else runs_dir() / preset_folder(params.preset))
     replay_at_end = default_run and not os.environ.get(CHILD_ENV)  # a --jobs child: the parent
     whole = replay_at_end and not only and folder == "notebooks"  # the whole default run
-    partial = default_run and (bool(only) and not os.environ.get(CHILD_ENV)
-                               or os.environ.get(PARTIAL_ENV) == "1")  # some notebooks again
+    # some notebooks of the default run, not all: a --jobs child learns it from its parent
+    partial = default_run and (os.environ.get(PARTIAL_ENV) == "1" if os.environ.get(CHILD_ENV)
+                               else bool(only))
     clock = SuiteClock() if whole else None
     finished = False
     failed_solutions: list[str] = []

@@ -16,9 +16,14 @@ T = TypeVar("T")
 
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> Any:
     """``tqdm.auto.tqdm``, disabled under CI (``CI`` set) or with ``LARPO_LITE_PROGRESS=0``."""
-    kwargs.setdefault("disable", bool(os.environ.get("CI")) or headless())
+    kwargs.setdefault("disable", bars_off())
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
+
+
+def bars_off() -> bool:
+    """Progress bars are off when ``CI`` is set, and in notebooks run headless."""
+    return bool(os.environ.get("CI")) or headless()
 
 
 def headless() -> bool:

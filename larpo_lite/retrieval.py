@@ -71,6 +71,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .paths import data_dir
+from .progress import bars_off
 from .tasks.mini_gsm import Problem, generate_problems, load_split, read_jsonl
 
 CORPUS_SEED = 4000          # the mini-GSM splits use 1000/2000/3000
@@ -83,12 +84,6 @@ RELEVANT_KINDS = ("gold", "paraphrase")
 # BM25 tokens: words of one or more characters, so single-digit numbers count
 # (bm25s's default pattern keeps only tokens of 2+ characters).
 TOKEN_PATTERN = r"(?u)\b\w+\b"
-
-
-def _quiet() -> bool:
-    """Progress bars are off when the environment variable CI is set, and in notebooks run
-    headless (``LARPO_LITE_PROGRESS=0``, as :mod:`larpo_lite.progress`)."""
-    return bool(os.environ.get("CI")) or os.environ.get("LARPO_LITE_PROGRESS") == "0"
 
 
 # ====================================================================== corpus
@@ -639,7 +634,7 @@ def encode(model: Any, texts: Sequence[str], batch_size: int = 64,
 
     chunk = max(batch_size, 256)
     starts = range(0, len(texts), chunk)
-    bar = tqdm(starts, desc=desc, disable=_quiet() or len(texts) <= chunk, leave=False)
+    bar = tqdm(starts, desc=desc, disable=bars_off() or len(texts) <= chunk, leave=False)
     parts = [np.asarray(model.encode(list(texts[s:s + chunk]), batch_size=batch_size,
                                      normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False), dtype=np.float32)

@@ -214,10 +214,9 @@ def record_timing(notebook: str, seconds: float, path: str | Path | None = None,
     ``preset="reexecuted"``) goes under ``reexecuted``, leaving the whole run's seconds."""
     section = {"default": "notebooks", "replay": "replay", "solutions": "solutions",
                "reexecuted": "reexecuted"}[preset]
+    source = {"solutions": "default (notebooks/solutions)", "reexecuted": "default --only"}
     entry = {"seconds": round(float(seconds)), "date": today or dt.date.today().isoformat(),
-             "source": ("larpo-lite notebooks --preset default (notebooks/solutions)"
-                        if preset == "solutions" else f"larpo-lite notebooks --preset {preset}"
-                        if preset != "reexecuted" else "larpo-lite notebooks --preset default --only"),
+             "source": f"larpo-lite notebooks --preset {source.get(preset, preset)}",
              "threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))}
     return _update_timing(path, lambda data: data.setdefault(section, {}).__setitem__(notebook, entry))
 

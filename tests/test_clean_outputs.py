@@ -100,7 +100,7 @@ from transformers.utils import logging as hf_logging
 for _ in hf_logging.tqdm(range(3), desc="transformers", mininterval=0): pass
 from larpo_lite import progress, retrieval
 for _ in progress.progress(range(3), desc="larpo-lite", mininterval=0): pass
-print("retrieval quiet:", retrieval._quiet())
+print("retrieval quiet:", retrieval.bars_off())  # the switch retrieval.encode reads
 """
 
 
